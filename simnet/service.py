@@ -1,0 +1,87 @@
+"""Running the simulation as a long-lived service: start, banner, wait, stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+from monitor.inventory.model import Inventory
+from simnet.control import DEFAULT_CONTROL, ControlServer
+from simnet.network import SimNetwork, SimnetConfig
+
+
+def default_ports() -> tuple[int, int]:
+    """SNMP and TLS on their real ports when we may bind them, else the usual unprivileged stand-ins."""
+    return (161, 443) if os.geteuid() == 0 else (1161, 8443)
+
+
+@dataclass
+class RunningSimulation:
+    network: SimNetwork
+    control: ControlServer | None
+    startup_seconds: float
+
+    async def stop(self) -> None:
+        if self.control is not None:
+            await self.control.stop()
+        await self.network.stop()
+
+
+async def start_simulation(inventory: Inventory, config: SimnetConfig,
+                           control: tuple[str, int] | None = DEFAULT_CONTROL) -> RunningSimulation:
+    began = time.monotonic()
+    network = SimNetwork(inventory, config)
+    await network.start()
+    server = None
+    if control is not None:
+        server = ControlServer(network, *control)
+        try:
+            await server.start()
+        except OSError:
+            await network.stop()
+            raise
+    return RunningSimulation(network, server, time.monotonic() - began)
+
+
+def banner(sim: RunningSimulation) -> str:
+    net, cfg = sim.network, sim.network.config
+    lines = [f"simulated national network: {len(net.devices)} devices up in {sim.startup_seconds:.1f} s"]
+    for row in net.listening_summary():
+        lines.append(f"  {row['tier']:<13} {row['devices']:>5} devices  {row['first']} … {row['last']}"
+                     f"  ({row['tls']} with TLS)")
+    lines.append(f"  SNMP udp/{cfg.snmp_port}: v2c community '{cfg.community}', "
+                 f"v3 user '{cfg.v3_user}' ({cfg.v3_auth_protocol}/AES, authPriv)")
+    if cfg.tls:
+        lines.append(f"  TLS service tcp/{cfg.tls_port} on every CS and server")
+    if sim.control is not None:
+        lines.append(f"  fault control: {sim.control.host}:{sim.control.port} (jukimon simnet fault --help)")
+    port = "" if cfg.snmp_port == 161 else f":{cfg.snmp_port}"
+    lines.append(f"  try: snmpget -v2c -c {cfg.community} 127.11.1.4{port} sysUpTime.0 sysName.0")
+    return "\n".join(lines)
+
+
+async def wait_for_signal() -> None:
+    """Return on SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def serve_until_signal(inventory: Inventory, config: SimnetConfig,
+                             control: tuple[str, int] | None = DEFAULT_CONTROL) -> None:
+    """Start the simulation, print where it listens, run until SIGINT/SIGTERM, stop cleanly."""
+    sim = await start_simulation(inventory, config, control)
+    print(banner(sim), flush=True)
+    try:
+        await wait_for_signal()
+    finally:
+        await sim.stop()
