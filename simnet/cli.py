@@ -123,4 +123,9 @@ def _describe(reply: dict[str, Any]) -> str:
         lines = [f"{head}: {len(rows)}"]
         lines += [f"  {f['id']}  {f['kind']:<16} {f['target']}" for f in rows]
         return "\n".join(lines)
+    if "tiers" in reply:
+        lines = [f"devices: {reply['devices']}   active faults: {reply['active_faults']}"]
+        lines += [f"  {t['tier']:<13} {t['devices']:>5}  {t['first']} … {t['last']}" for t in reply["tiers"]]
+        lines.append("  snmp: " + ", ".join(f"{k}={v}" for k, v in sorted(reply["snmp"].items())))
+        return "\n".join(lines)
     return json.dumps(reply, ensure_ascii=False, indent=2)

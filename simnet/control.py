@@ -96,7 +96,7 @@ class ControlServer:
             return {"faults": [f.to_json() for f in net.faults()]}
         if op == "status":
             return {"devices": len(net.devices), "tiers": net.listening_summary(),
-                    "snmp": net.snmp_stats, "faults": len(net.faults()), "clock": net.clock.now()}
+                    "snmp": net.snmp_stats, "active_faults": len(net.faults()), "clock": net.clock.now()}
         raise ValueError(f"unknown op {op!r}; use inject, clear, clear_all, list or status")
 
 

@@ -8,7 +8,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-from monitor.inventory.model import Inventory
+from monitor.inventory.model import Inventory, Role
 from simnet.control import DEFAULT_CONTROL, ControlServer
 from simnet.network import SimNetwork, SimnetConfig
 
@@ -58,8 +58,12 @@ def banner(sim: RunningSimulation) -> str:
         lines.append(f"  TLS service tcp/{cfg.tls_port} on every CS and server")
     if sim.control is not None:
         lines.append(f"  fault control: {sim.control.host}:{sim.control.port} (jukimon simnet fault --help)")
-    port = "" if cfg.snmp_port == 161 else f":{cfg.snmp_port}"
-    lines.append(f"  try: snmpget -v2c -c {cfg.community} 127.11.1.4{port} sysUpTime.0 sysName.0")
+    example = next((s for s in net.devices.values() if s.device.role is Role.CS), None) or next(
+        iter(net.devices.values()), None)
+    if example is not None:
+        port = "" if cfg.snmp_port == 161 else f":{cfg.snmp_port}"
+        lines.append(f"  try: snmpget -v2c -c {cfg.community} {example.device.address}{port} 1.3.6.1.2.1.1.3.0"
+                     f"   (sysUpTime of {example.device.name})")
     return "\n".join(lines)
 
 

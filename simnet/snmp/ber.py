@@ -2,7 +2,7 @@
 
 Why not a library: the simulation answers ~9,000 agents from one process on two
 cores; pyasn1-based codecs spend ~100 µs per message in object construction
-(measured in bench/bench_simnet_snmp.py), which would eat the whole budget. Here
+(our own engine: ~20 µs per GET, bench/bench_simnet.py), which would eat the whole budget. Here
 values are pre-encoded ``bytes`` and decoding works on offsets into the original
 buffer, so an SNMPv3 digest can be checked in place.
 
