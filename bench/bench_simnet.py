@@ -56,12 +56,15 @@ def load(addresses: list[str], seconds: float, window: int, out: "mp.Queue[dict]
     in_flight: dict[int, float] = {}
     deadline = time.monotonic() + seconds
     next_slot = 0
+    next_sweep = 0.0
     while time.monotonic() < deadline:
         now = time.monotonic()
-        for slot, when in list(in_flight.items()):
-            if now - when > 1.0:
-                del in_flight[slot]
-                timeouts += 1
+        if now >= next_sweep:  # give up on answers older than 1 s, twice a second
+            next_sweep = now + 0.5
+            for slot, when in list(in_flight.items()):
+                if now - when > 1.0:
+                    del in_flight[slot]
+                    timeouts += 1
         while len(in_flight) < window:
             slot = next_slot % window
             next_slot += 1
@@ -77,13 +80,17 @@ def load(addresses: list[str], seconds: float, window: int, out: "mp.Queue[dict]
             except BlockingIOError:
                 break
             received += 1
-            # request-id sits right after the PDU header; decode it to free the slot
-            start, stop = ber.expect(data, 0, len(data), ber.SEQUENCE)
-            _, p = ber.read_integer(data, start, stop)
-            _, _, p = ber.read_octets(data, p, stop)
-            p_start, p_stop = ber.expect(data, p, stop, ber.RESPONSE)
-            in_flight.pop(ber.read_integer(data, p_start, p_stop)[0], None)
+            # v2c 'public' response: request-id INTEGER at a fixed offset after the short headers
+            in_flight.pop(_request_id(data), None)
     out.put({"sent": sent, "received": received, "timeouts": timeouts, "seconds": seconds})
+
+
+def _request_id(data: bytes) -> int:
+    start, stop = ber.expect(data, 0, len(data), ber.SEQUENCE)
+    _, p = ber.read_integer(data, start, stop)
+    _, _, p = ber.read_octets(data, p, stop)
+    p_start, p_stop = ber.expect(data, p, stop, ber.RESPONSE)
+    return ber.read_integer(data, p_start, p_stop)[0]
 
 
 def cpu_seconds(pid: int) -> float:

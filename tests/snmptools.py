@@ -37,7 +37,7 @@ def values(output: str) -> dict[str, str]:
     result = {}
     for line in output.splitlines():
         oid, sep, value = line.partition(" = ")
-        if sep:
+        if sep and not value.startswith("No more variables"):  # end-of-walk marker repeats the last OID
             result[oid.strip()] = value.strip()
     return result
 
