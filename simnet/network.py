@@ -8,9 +8,8 @@ and loss add up along the chosen path.
 
 from __future__ import annotations
 
-import asyncio
+import datetime as dt
 import logging
-import resource
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from monitor.inventory.model import Inventory, Tier
 from monitor.logs import fields
 from simnet.clock import SimClock
 from simnet.device import SimDevice, SimInterface, build_device
+from simnet.limits import ensure_fd_limit
 from simnet.faults import Fault, FaultError, FaultKind, new_fault_id, parse_kind, validate_params
 from simnet.snmp import usm
 from simnet.snmp.agent import SnmpAgentServer
@@ -100,7 +100,7 @@ class SimNetwork:
     # --- lifecycle -------------------------------------------------------
 
     async def start(self) -> None:
-        _raise_open_file_limit(len(self.devices) * 2 + 1024)
+        ensure_fd_limit(len(self.devices))  # the SNMP sockets; the TLS pool asks for its own
         self._snmp = SnmpAgentServer(self.config.agent_config(), self.clock.now, port=self.config.snmp_port)
         await self._snmp.start(self.devices.values())
         if self.config.tls:
@@ -111,6 +111,7 @@ class SimNetwork:
                 ca, port=self.config.tls_port, state_dir=self.config.state_dir,
                 is_answering=lambda device_id: self.devices[device_id].answering,
                 delay_of=lambda device_id: self.devices[device_id].delay,
+                now=lambda: dt.datetime.fromtimestamp(self.clock.now(), dt.timezone.utc),
             )
             await self._tls.start(s.device for s in self.devices.values() if s.device.role.serves_tls)
         log.info("simulated network up", extra=fields(devices=len(self.devices),
@@ -325,14 +326,3 @@ def _topological_order(devices: dict[str, SimDevice]) -> list[SimDevice]:
     if len(order) != len(devices):
         raise ValueError("device parents form a cycle")
     return order
-
-
-def _raise_open_file_limit(wanted: int) -> None:
-    """One socket per simulated device: lift the soft descriptor limit toward the hard one."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    if target < wanted:
-        log.warning("open-file limit lower than the simulation needs",
-                    extra=fields(limit=target, needed=wanted))
