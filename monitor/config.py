@@ -1,0 +1,195 @@
+"""Jukimon's configuration: typed, with embedded defaults, validated once at load.
+
+A YAML file overrides any part of the defaults; every error names the file and
+the dotted key (``collectors.intervals.router: must be a number > 0``). Secrets
+may be given as ``env:NAME`` so that they stay out of the file.
+
+    collectors:
+      concurrency: 256
+      timeout: 2.0
+      retries: 1
+      intervals: {router: 10, fw: 10, cs: 10}      # seconds, per role
+      device_intervals: {muni-01-001-cs1: 5}        # per device
+      tls_interval: 300
+      snmp: {version: "3", user: jukimon, auth_protocol: SHA, auth_key: env:JUKIMON_SNMP_AUTH, ...}
+    outputs:
+      mqtt: {host: 127.0.0.1, port: 1883}          # null disables
+      influx: {url: http://127.0.0.1:8428, bucket: jukimon, org: jukimon, token: env:INFLUX_TOKEN}
+      spool_dir: state/spool
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+from monitor.inventory.model import Role
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names file and key."""
+
+
+@dataclass(frozen=True)
+class SnmpSettings:
+    version: str = "3"  # "2c" or "3"
+    community: str = "public"
+    user: str = "jukimon"
+    auth_protocol: str = "SHA"
+    auth_key: str = "jukimon-auth-key"  # the simulation's own; production sets env:NAME
+    priv_protocol: str = "AES"
+    priv_key: str = "jukimon-priv-key"
+    port: int = 161
+
+    def check(self, key: str) -> None:
+        if self.version not in ("2c", "3"):
+            raise ConfigError(f"{key}.version: must be \"2c\" or \"3\"")
+        if self.version == "3" and (len(self.auth_key) < 8 or len(self.priv_key) < 8):
+            raise ConfigError(f"{key}: SNMPv3 keys must be at least 8 characters")
+        if self.auth_protocol not in ("SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512"):
+            raise ConfigError(f"{key}.auth_protocol: one of SHA, SHA-224, SHA-256, SHA-384, SHA-512")
+        if self.priv_protocol != "AES":
+            raise ConfigError(f"{key}.priv_protocol: only AES (AES-128-CFB) is supported")
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    concurrency: int = 256
+    timeout: float = 2.0
+    retries: int = 1
+    intervals: dict[str, float] = field(default_factory=dict)  # role → seconds (default 10)
+    device_intervals: dict[str, float] = field(default_factory=dict)  # device id → seconds
+    default_interval: float = 10.0
+    tls_interval: float = 300.0
+    tls_port: int = 443
+    snmp: SnmpSettings = field(default_factory=SnmpSettings)
+
+    def interval_for(self, device_id: str, role: Role) -> float:
+        return self.device_intervals.get(device_id, self.intervals.get(role.value, self.default_interval))
+
+    def check(self, key: str) -> None:
+        roles = {r.value for r in Role}
+        for name, seconds in self.intervals.items():
+            if name not in roles:
+                raise ConfigError(f"{key}.intervals.{name}: unknown role (one of {', '.join(sorted(roles))})")
+            _positive(f"{key}.intervals.{name}", seconds)
+        for name, seconds in self.device_intervals.items():
+            _positive(f"{key}.device_intervals.{name}", seconds)
+        for name in ("timeout", "default_interval", "tls_interval"):
+            _positive(f"{key}.{name}", getattr(self, name))
+        if self.concurrency < 1:
+            raise ConfigError(f"{key}.concurrency: must be at least 1")
+        self.snmp.check(f"{key}.snmp")
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    topic_prefix: str = "jukimon"
+
+
+@dataclass(frozen=True)
+class InfluxSettings:
+    url: str = "http://127.0.0.1:8428"
+    org: str = "jukimon"
+    bucket: str = "jukimon"
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    mqtt: MqttSettings | None = None
+    influx: InfluxSettings | None = None
+    spool_dir: Path = Path("state/spool")
+
+
+@dataclass(frozen=True)
+class Config:
+    collectors: CollectorSettings = field(default_factory=CollectorSettings)
+    outputs: OutputSettings = field(default_factory=OutputSettings)
+    source: str = "<defaults>"
+
+    def check(self) -> "Config":
+        self.collectors.check("collectors")
+        return self
+
+
+def _positive(key: str, value: float) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{key}: must be a number > 0, got {value!r}")
+
+
+def load_config(path: Path | None) -> Config:
+    """Defaults, overridden by the file if one is given. Raises ConfigError naming file and key."""
+    if path is None:
+        return Config().check()
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} not valid YAML") from None
+    try:
+        config = _merge(Config(), raw, "")
+        return replace(config, source=str(path)).check()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _merge(default: Any, raw: Any, key: str) -> Any:
+    """Overlay a parsed YAML mapping on a dataclass of defaults, checking names and types."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{key or 'top level'}: expected a mapping")
+    hints = get_type_hints(type(default))
+    known = {f.name for f in fields(default) if f.name != "source"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"{_join(key, sorted(unknown)[0])}: unknown setting (known: {', '.join(sorted(known))})")
+    changes = {}
+    for name, value in raw.items():
+        changes[name] = _coerce(getattr(default, name), hints[name], value, _join(key, name))
+    return replace(default, **changes)
+
+
+def _coerce(default: Any, hint: Any, value: Any, key: str) -> Any:
+    optional = type(None) in get_args(hint)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key}: may not be empty")
+    target = next((a for a in get_args(hint) if a is not type(None)), hint) if optional else hint
+    if is_dataclass(target):
+        return _merge(default if default is not None else target(), value, key)
+    if get_origin(target) is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping")
+        return {str(k): _scalar(float, v, f"{key}.{k}") for k, v in value.items()}
+    return _scalar(target, value, key)
+
+
+def _scalar(kind: Any, value: Any, key: str) -> Any:
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ConfigError(f"{key}: environment variable {name} is not set")
+        value = os.environ[name]
+    if kind is Path:
+        return Path(str(value))
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{key}: expected {getattr(kind, '__name__', kind)}, got {value!r}")
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
