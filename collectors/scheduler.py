@@ -18,7 +18,7 @@ import logging
 import math
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Awaitable, Callable, Generic, Hashable, Iterable, TypeVar
 
 from monitor.logs import fields

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -31,7 +32,7 @@ async def test_targets_are_spread_evenly_and_polled_once_per_interval() -> None:
     counts = [len(v) for v in starts.values()]
     assert min(counts) >= 3 and max(counts) <= 5
     for times in starts.values():  # on the grid: gaps are the interval, no drift
-        gaps = [b - a for a, b in zip(times, times[1:])]
+        gaps = [b - a for a, b in pairwise(times)]
         assert all(abs(g - 1.0) < TOLERANCE for g in gaps), gaps
     phases = [t[0] % 1.0 for t in starts.values()]
     buckets = [sum(1 for x in phases if k / 10 <= x < (k + 1) / 10) for k in range(10)]
@@ -50,7 +51,7 @@ async def test_failing_target_is_rechecked_fast_then_backed_off_and_recovers() -
     scheduler.upsert("cs", "cs", Cadence(interval=0.5, recheck_interval=0.1, rechecks=3, backoff_max=2.0))
     scheduler.start()
     await asyncio.sleep(4.2)  # offset (<0.5) + 3 re-checks + 1.0 + 2.0
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in pairwise(times)]
     assert gaps[:3] == pytest.approx([0.1, 0.1, 0.1], abs=0.05)  # quick re-checks confirm the fault
     assert gaps[3] == pytest.approx(1.0, abs=TOLERANCE)  # then back off: 2×, 4× (capped at 2 s)
     assert gaps[4] == pytest.approx(2.0, abs=TOLERANCE)
@@ -58,7 +59,7 @@ async def test_failing_target_is_rechecked_fast_then_backed_off_and_recovers() -
     before = len(times)
     await asyncio.sleep(3.5)  # the next backoff poll succeeds, then every 0.5 s again
     await scheduler.stop()
-    gaps_after = [b - a for a, b in zip(times[before:], times[before + 1:])]
+    gaps_after = [b - a for a, b in pairwise(times[before:])]
     # back on its own grid: the first gap rejoins the grid phase (≤ interval), then exactly the interval
     assert len(gaps_after) >= 3 and gaps_after[0] <= 0.5 + TOLERANCE, gaps_after
     assert all(abs(g - 0.5) < TOLERANCE for g in gaps_after[1:]), gaps_after

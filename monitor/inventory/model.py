@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
-from typing import Iterable, Iterator
+from typing import Iterator
 
 
 class Tier(StrEnum):
@@ -191,8 +191,17 @@ class Inventory:
     def sites_of_tier(self, tier: Tier) -> list[Site]:
         return [s for s in self.sites.values() if s.tier is tier]
 
-    def links_of(self, device_id: str) -> Iterable[Link]:
-        return (l for l in self.links.values() if device_id in (l.a, l.b))
+    @cached_property
+    def _links_by_device(self) -> dict[str, list[Link]]:
+        index: dict[str, list[Link]] = defaultdict(list)
+        for link in self.links.values():
+            index[link.a].append(link)
+            index[link.b].append(link)
+        return dict(index)
+
+    def links_of(self, device_id: str) -> list[Link]:
+        """Leased lines with the device at either end."""
+        return self._links_by_device.get(device_id, [])
 
 
 @dataclass(frozen=True, slots=True)
