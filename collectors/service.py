@@ -1,0 +1,191 @@
+"""The collectors as one service: every device of the inventory polled on its cadence, results fanned out.
+
+The scheduler owns timing, the probes own protocols, and results go to any
+number of sinks (MQTT publisher, TSDB writer, short-term history, the monitor)
+as envelope records. Every poll yields a ``poll`` sample (ok, duration, error)
+so the monitor can apply its own hysteresis; a device that starts or stops
+answering also yields one STATE event and one log line — not one per poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from collectors.scheduler import Cadence, PollScheduler
+from collectors.snmp.client import SnmpAuthError, SnmpClient, SnmpError, SnmpTimeout
+from collectors.snmp.probe import fetch_names, poll_device
+from collectors.snmp.samples import PollConverter
+from collectors.tls_probe import check_tls
+from monitor.config import CollectorSettings
+from monitor.envelope import Event, EventType, Origin, Sample, Severity
+from monitor.inventory.model import Device, Inventory
+from monitor.logs import fields
+
+log = logging.getLogger("collectors")
+
+Sink = Callable[[Sample | Event], None]
+
+
+@dataclass(frozen=True)
+class Target:
+    device: Device
+    origin: Origin
+    kind: str  # "snmp" | "tls"
+
+
+@dataclass
+class DeviceStatus:
+    """``last_update_success`` in Home Assistant's words: what anyone may read about a device."""
+
+    ok: bool | None = None  # None: not polled yet
+    since: float = 0.0
+    error: str | None = None
+
+
+def origin_of(inventory: Inventory, device: Device) -> Origin:
+    return Origin(device.id, device.site, device.prefecture, inventory.sites[device.site].tier.value,
+                  device.role.value)
+
+
+class CollectorService:
+    def __init__(self, inventory: Inventory, settings: CollectorSettings, client: SnmpClient,
+                 sinks: Iterable[Sink] = (), *, snmp_port: int | None = None, tls_port: int | None = None):
+        self.settings = settings
+        self.client = client
+        self.sinks = list(sinks)
+        self.snmp_port = snmp_port or settings.snmp.port
+        self.tls_port = tls_port or settings.tls_port
+        self.converter = PollConverter()
+        self.status: dict[str, DeviceStatus] = {}
+        self.scheduler: PollScheduler[Target] = PollScheduler(self._poll, concurrency=settings.concurrency)
+        self.inventory = inventory
+        self.set_inventory(inventory)
+
+    def set_inventory(self, inventory: Inventory) -> None:
+        """Follow an inventory change without a restart: new devices join, removed ones leave."""
+        self.inventory = inventory
+        targets = []
+        for device in inventory.polled_devices():
+            if device.address is None:
+                continue
+            origin = origin_of(inventory, device)
+            interval = self.settings.interval_for(device.id, device.role)
+            targets.append(((device.id, "snmp"), Target(device, origin, "snmp"),
+                            Cadence(interval=interval, recheck_interval=min(2.0, interval),
+                                    backoff_max=max(60.0, interval))))
+            if device.role.serves_tls:
+                tls = self.settings.tls_interval
+                targets.append(((device.id, "tls"), Target(device, origin, "tls"),
+                                Cadence(interval=tls, recheck_interval=min(10.0, tls), backoff_max=max(600.0, tls))))
+        self.scheduler.set_targets(targets)
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        await self.scheduler.stop()
+        await self.client.close()
+
+    def emit(self, record: Sample | Event) -> None:
+        for sink in self.sinks:
+            try:
+                sink(record)
+            except Exception:  # one broken sink must not stop polling
+                log.exception("sink failed", extra=fields(sink=getattr(sink, "__qualname__", repr(sink))))
+
+    # --- probes ---------------------------------------------------------------
+
+    async def _poll(self, target: Target) -> bool:
+        if target.kind == "tls":
+            return await self._poll_tls(target)
+        return await self._poll_snmp(target)
+
+    async def _poll_snmp(self, target: Target) -> bool:
+        device, origin = target.device, target.origin
+        history = self.converter.history(device.id)
+        began = time.perf_counter()
+        error: str | None = None
+        try:
+            if history.names is None:
+                history.names = await fetch_names(self.client, device.address, self.snmp_port)
+            raw = await poll_device(self.client, device.address, self.snmp_port,
+                                    expected_interfaces=max(1, len(history.names.interfaces)))
+        except SnmpTimeout:
+            error = "timeout"
+        except SnmpAuthError:
+            error = "auth"
+        except SnmpError as exc:
+            error = f"error: {exc}"[:200]
+        now = time.time()
+        duration_ms = round((time.perf_counter() - began) * 1000, 3)
+        self.emit(Sample("poll", now, origin, {"ok": error is None, "duration_ms": duration_ms,
+                                              **({"error": error} if error else {})}, {"probe": "snmp"}))
+        self._transition(target, error, now)
+        if error is not None:
+            return False
+        samples, events = self.converter.convert(origin, raw, now)
+        for record in (*samples, *events):
+            self.emit(record)
+        return True
+
+    async def _poll_tls(self, target: Target) -> bool:
+        device, origin = target.device, target.origin
+        check = await check_tls(device.address, self.tls_port, timeout=self.settings.timeout)
+        now = time.time()
+        values: dict[str, float | int | str | bool] = {"ok": check.ok}
+        if check.connect_ms is not None:
+            values["connect_ms"] = round(check.connect_ms, 3)
+        if check.handshake_ms is not None:
+            values["handshake_ms"] = round(check.handshake_ms, 3)
+        if check.error:
+            values["error"] = check.error
+        cert = check.certificate
+        if cert is not None:
+            values.update({"days_left": round(cert.days_left(now), 2), "key_size": cert.key_size,
+                           "key_algorithm": cert.key_algorithm, "signature_hash": cert.signature_hash,
+                           "weak": cert.weak, "not_after": cert.not_after})
+        self.emit(Sample("tls", now, origin, values))
+        if cert is not None:
+            self.emit(Event(EventType.TLS, now, "collector.tls", origin,
+                            Severity.WARNING if cert.weak or cert.days_left(now) < 30 else Severity.INFO,
+                            f"{device.id} certificate {cert.key_algorithm}-{cert.key_size}/{cert.signature_hash}, "
+                            f"{cert.days_left(now):.0f} days left",
+                            body={"subject": cert.subject, "issuer": cert.issuer, "tls_version": check.tls_version,
+                                  **{k: v for k, v in values.items() if k not in ("ok",)}}))
+        return check.ok
+
+    def _transition(self, target: Target, error: str | None, now: float) -> None:
+        """Log and publish only when a device starts or stops answering."""
+        status = self.status.setdefault(target.device.id, DeviceStatus())
+        ok = error is None
+        if status.ok is ok:
+            return
+        first = status.ok is None
+        status.ok, status.since, status.error = ok, now, error
+        if first and ok:
+            return  # answering from the start: nothing to tell
+        device = target.device
+        if ok:
+            log.info("device answering again", extra=fields(device=device.id, address=device.address))
+        else:
+            log.warning("device not answering", extra=fields(device=device.id, address=device.address, error=error))
+        self.emit(Event(EventType.STATE, now, "collector.snmp", target.origin,
+                        Severity.NOTICE if ok else Severity.ERROR,
+                        f"{device.id} {'answering again' if ok else 'not answering: ' + str(error)}",
+                        body={"change": "reachability", "reachable": ok, "error": error}))
+
+    def unreachable(self) -> list[str]:
+        return [device_id for device_id, s in self.status.items() if s.ok is False]
+
+
+async def run_collectors_for(seconds: float, service: CollectorService) -> None:
+    """Run for a bounded time (tools and tests)."""
+    service.start()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        await service.stop()
