@@ -14,11 +14,12 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 def _registrars() -> list[Registrar]:
     # Imported here so that `jukimon --help` stays fast and packages stay independent.
+    from collectors.syslog.cli import register as syslog
     from monitor.inventory.cli import register as inventory
     from monitor.run import register as run
     from simnet.cli import register as simnet
 
-    return [run, inventory, simnet]
+    return [run, inventory, simnet, syslog]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,6 +31,10 @@ def add_simulation_options(parser: argparse.ArgumentParser) -> None:
                         help="where the simulation CA and certificates are kept (default state/simnet)")
     parser.add_argument("--control", type=_address, default=DEFAULT_CONTROL, metavar="HOST:PORT",
                         help="fault-control listener (default 127.0.0.1:16100)")
+    parser.add_argument("--trap-receiver", type=_address, action="append", default=[], metavar="HOST:PORT",
+                        help="send the devices' SNMP notifications here (repeatable)")
+    parser.add_argument("--trap-version", choices=("2c", "3"), default="2c",
+                        help="notifications as SNMPv2c traps or SNMPv3 authPriv traps (default 2c)")
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -73,7 +77,8 @@ def simnet_config_from(args: argparse.Namespace):
 
     snmp_default, tls_default = default_ports()
     return SimnetConfig(snmp_port=args.snmp_port or snmp_default, tls_port=args.tls_port or tls_default,
-                        clock_speed=args.clock_speed, state_dir=args.state_dir, tls=not args.no_tls)
+                        clock_speed=args.clock_speed, state_dir=args.state_dir, tls=not args.no_tls,
+                        trap_receivers=tuple(args.trap_receiver), trap_version=args.trap_version)
 
 
 def load_inventory_arg(args: argparse.Namespace):

@@ -153,15 +153,18 @@ class SimDevice:
             iface.last_change = now
 
     def set_interface_state(self, iface: SimInterface, now: float, *, link_cut: bool | None = None,
-                            admin_down: bool | None = None) -> None:
+                            admin_down: bool | None = None) -> bool:
+        """Change a port's state; True if its operational status changed."""
         self.advance_counters(now)
         was_up = iface.oper_up
         if link_cut is not None:
             iface.link_cut = link_cut
         if admin_down is not None:
             iface.admin_down = admin_down
-        if iface.oper_up != was_up:
-            iface.last_change = now
+        if iface.oper_up == was_up:
+            return False
+        iface.last_change = now
+        return True
 
     def cpu_percent(self, now: float) -> int:
         if self.cpu_exhausted:

@@ -20,6 +20,7 @@ from monitor.logs import fields
 from simnet.clock import SimClock
 from simnet.device import SimDevice, SimInterface, build_device
 from simnet.limits import ensure_fd_limit
+from simnet.notifier import TrapNotifier
 from simnet.faults import Fault, FaultError, FaultKind, new_fault_id, parse_kind, validate_params
 from simnet.snmp import usm
 from simnet.snmp.agent import SnmpAgentServer
@@ -42,6 +43,8 @@ class SimnetConfig:
     clock_speed: float = 1.0
     state_dir: Path = field(default_factory=lambda: Path("state/simnet"))
     tls: bool = True
+    trap_receivers: tuple[tuple[str, int], ...] = ()  # where devices send linkDown/linkUp/coldStart/...
+    trap_version: str = "2c"  # "2c", or "3" (authPriv with the v3 user above)
 
     def agent_config(self) -> AgentConfig:
         auth = usm.AUTH_PROTOCOLS.get(self.v3_auth_protocol)
@@ -94,6 +97,7 @@ class SimNetwork:
         self._faults: dict[str, Fault] = {}
         self._effects = _FaultEffects()
         self._snmp: SnmpAgentServer | None = None
+        self._notifier: TrapNotifier | None = None
         self._tls: Any = None
         self._recompute_reachability()
 
@@ -101,8 +105,14 @@ class SimNetwork:
 
     async def start(self) -> None:
         ensure_fd_limit(len(self.devices))  # the SNMP sockets; the TLS pool asks for its own
-        self._snmp = SnmpAgentServer(self.config.agent_config(), self.clock.now, port=self.config.snmp_port)
+        agent_config = self.config.agent_config()
+        self._snmp = SnmpAgentServer(agent_config, self.clock.now, port=self.config.snmp_port)
         await self._snmp.start(self.devices.values())
+        if self.config.trap_receivers:
+            self._notifier = TrapNotifier(self._snmp, agent_config, list(self.config.trap_receivers),
+                                          version=self.config.trap_version, community=self.config.community.encode(),
+                                          user=self.config.v3_user.encode(), now=self.clock.now)
+            self._snmp.on_bad_community = self._notifier.authentication_failed
         if self.config.tls:
             from simnet.tls import SimulationCA, TlsServicePool
 
@@ -123,6 +133,7 @@ class SimNetwork:
             await self._tls.stop()
             self._tls = None
         if self._snmp is not None:
+            self._notifier = None
             await self._snmp.stop()
             self._snmp = None
 
@@ -153,6 +164,8 @@ class SimNetwork:
         fault = Fault(new_fault_id(), kind, target, clean, self.clock.now())
         if kind is FaultKind.REBOOT:
             self.device(target).reboot(self.clock.now())
+            if self._notifier is not None:
+                self._notifier.restarted(self.device(target), cold=False)
         else:
             self._faults[fault.id] = fault
             self._apply()
@@ -231,7 +244,9 @@ class SimNetwork:
         """Bring device state in line with the active faults, touching only what changed."""
         now = self.clock.now()
         old, new = self._effects, self._effects_of_faults()
-        for device_id in old.powered_off - new.powered_off:
+        changed_ports: list[tuple[SimDevice, SimInterface]] = []
+        powered_on = old.powered_off - new.powered_off
+        for device_id in powered_on:
             self.devices[device_id].powered = True
             self.devices[device_id].reboot(now)  # back from power loss: a fresh boot
         for device_id in new.powered_off - old.powered_off:
@@ -246,16 +261,23 @@ class SimNetwork:
                 setattr(sim, attr, device_id in ids_new)
         for device_id, if_index in old.admin_down ^ new.admin_down:
             sim = self.devices[device_id]
-            sim.set_interface_state(sim.interfaces[if_index - 1], now,
-                                    admin_down=(device_id, if_index) in new.admin_down)
+            iface = sim.interfaces[if_index - 1]
+            if sim.set_interface_state(iface, now, admin_down=(device_id, if_index) in new.admin_down):
+                changed_ports.append((sim, iface))
         for link_id in old.cut_links ^ new.cut_links:
             for sim, iface in self._link_ends[link_id]:
-                sim.set_interface_state(iface, now, link_cut=link_id in new.cut_links)
+                if sim.set_interface_state(iface, now, link_cut=link_id in new.cut_links):
+                    changed_ports.append((sim, iface))
         if self._tls is not None:
             for device_id in old.cert_expired ^ new.cert_expired:
                 self._tls.set_certificate_expired(device_id, device_id in new.cert_expired)
         self._effects = new
         self._recompute_reachability()
+        if self._notifier is not None:  # after reachability: only devices that can reach anyone send
+            for sim, iface in changed_ports:
+                self._notifier.link_changed(sim, iface)
+            for device_id in powered_on:
+                self._notifier.restarted(self.devices[device_id], cold=True)
 
     def _recompute_reachability(self) -> None:
         eff = self._effects

@@ -49,7 +49,8 @@ class SnmpAgentServer:
         self.port = port
         self.rng = rng or random.Random()
         self.stats: Counter[str] = Counter()
-        self._endpoints: list[_DeviceEndpoint] = []
+        self._endpoints: dict[str, _DeviceEndpoint] = {}
+        self.on_bad_community: Callable[[SimDevice], None] | None = None
         self._warned: set[str] = set()
 
     async def start(self, devices: Iterable[SimDevice]) -> None:
@@ -60,10 +61,10 @@ class SnmpAgentServer:
             _, endpoint = await loop.create_datagram_endpoint(
                 lambda d=device: _DeviceEndpoint(self, d), local_addr=(address, self.port)
             )
-            self._endpoints.append(endpoint)
+            self._endpoints[device.device.id] = endpoint
 
     async def stop(self) -> None:
-        for endpoint in self._endpoints:
+        for endpoint in self._endpoints.values():
             if endpoint.transport is not None:
                 endpoint.transport.close()
         self._endpoints.clear()
@@ -86,6 +87,8 @@ class SnmpAgentServer:
             return
         except RequestRejected as exc:
             self._reject(device, "rejected", str(exc))
+            if exc.bad_community and self.on_bad_community is not None:
+                self.on_bad_community(device)
             return
         except Exception:  # a bug must not take the whole simulated network down
             self.stats["errors"] += 1
@@ -99,6 +102,13 @@ class SnmpAgentServer:
             asyncio.get_running_loop().call_later(device.delay, _send_if_open, transport, reply, addr)
         else:
             transport.sendto(reply, addr)
+
+    def send_from(self, device_id: str, payload: bytes, receiver: tuple[str, int]) -> None:
+        """Send a datagram (a notification) from the device's own agent socket."""
+        endpoint = self._endpoints.get(device_id)
+        if endpoint is not None and endpoint.transport is not None and not endpoint.transport.is_closing():
+            endpoint.transport.sendto(payload, receiver)
+            self.stats["notifications"] += 1
 
     def _reject(self, device: SimDevice, kind: str, reason: str) -> None:
         self.stats[kind] += 1

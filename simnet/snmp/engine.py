@@ -72,6 +72,10 @@ class AgentConfig:
 class RequestRejected(Exception):
     """A well-formed request the agent refuses silently (bad community, v1, unsupported PDU)."""
 
+    def __init__(self, reason: str, *, bad_community: bool = False):
+        super().__init__(reason)
+        self.bad_community = bad_community
+
 
 @dataclass
 class _SaltCounter:
@@ -105,7 +109,7 @@ def handle_request(
 def _handle_v2c(data: bytes, pos: int, stop: int, view: MibView, config: AgentConfig) -> bytes:
     community, _, pos = ber.read_octets(data, pos, stop)
     if community not in config.communities:
-        raise RequestRejected("unknown community")
+        raise RequestRejected("unknown community", bad_community=True)
     pdu = _parse_pdu(data, pos, stop)
     body = _answer_pdu(pdu, view, MAX_V2C_RESPONSE - 30 - len(community))
     return ber.sequence(ber.encode_integer(1), ber.encode_octets(community), body)
@@ -147,7 +151,7 @@ def _response_pdu(request_id: int, error_status: int, error_index: int, varbinds
     )
 
 
-def _varbind(oid: Oid, value: bytes) -> bytes:
+def varbind(oid: Oid, value: bytes) -> bytes:
     return ber.tlv(ber.SEQUENCE, ber.encode_oid(oid) + value)
 
 
@@ -160,16 +164,16 @@ def _get_value(view: MibView, oid: Oid) -> bytes:
 
 def _next_varbind(view: MibView, oid: Oid) -> bytes:
     found = view.next(oid)
-    return _varbind(oid, END_OF_MIB_VIEW_VALUE) if found is None else _varbind(*found)
+    return varbind(oid, END_OF_MIB_VIEW_VALUE) if found is None else varbind(*found)
 
 
 def _answer_pdu(pdu: _Pdu, view: MibView, budget: int) -> bytes:
     """Build the Response PDU; ``budget`` bounds its encoded size (tooBig / bulk truncation)."""
     if pdu.tag == ber.SET_REQUEST:
-        plain = [_varbind(oid, ber.NULL_VALUE) for oid in pdu.oids]
+        plain = [varbind(oid, ber.NULL_VALUE) for oid in pdu.oids]
         return _response_pdu(pdu.request_id, NOT_WRITABLE, 1 if pdu.oids else 0, plain)
     if pdu.tag == ber.GET_REQUEST:
-        varbinds = [_varbind(oid, _get_value(view, oid)) for oid in pdu.oids]
+        varbinds = [varbind(oid, _get_value(view, oid)) for oid in pdu.oids]
     elif pdu.tag == ber.GET_NEXT_REQUEST:
         varbinds = [_next_varbind(view, oid) for oid in pdu.oids]
     else:
@@ -192,11 +196,11 @@ def _answer_bulk(pdu: _Pdu, view: MibView, budget: int) -> bytes:
         for i, oid in enumerate(cursors):
             found = view.next(oid)
             if found is None:
-                encoded = _varbind(oid, END_OF_MIB_VIEW_VALUE)
+                encoded = varbind(oid, END_OF_MIB_VIEW_VALUE)
             else:
                 all_ended = False
                 cursors[i] = found[0]
-                encoded = _varbind(*found)
+                encoded = varbind(*found)
             used += len(encoded)
             if used > budget:  # RFC 3416 4.2.3: return what fits
                 return _response_pdu(pdu.request_id, 0, 0, varbinds)
@@ -302,10 +306,10 @@ def _handle_v3(
         context_name, pdu = _scoped_pdu(data, req.data_pos, req.stop)
     budget = max(min(req.max_size, MAX_V2C_RESPONSE), MIN_MSG_SIZE) - 120 - len(req.user) - len(identity.engine_id)
     body = _answer_pdu(pdu, view, budget)
-    return respond.message(_scoped(identity.engine_id, context_name, body), keys, encrypt=wants_priv)
+    return respond.message(scoped_pdu(identity.engine_id, context_name, body), keys, encrypt=wants_priv)
 
 
-def _scoped(engine_id: bytes, context_name: bytes, pdu: bytes) -> bytes:
+def scoped_pdu(engine_id: bytes, context_name: bytes, pdu: bytes) -> bytes:
     return ber.sequence(ber.encode_octets(engine_id), ber.encode_octets(context_name), pdu)
 
 
@@ -319,54 +323,60 @@ class _V3Responder:
     def report(self, counter_oid: Oid, request_id: int, keys: usm.LocalizedKeys | None = None) -> bytes:
         if not self.req.flags & FLAG_REPORTABLE:
             raise RequestRejected("unreportable v3 failure")
-        varbind = _varbind(counter_oid, ber.counter32(1))
+        report_varbind = varbind(counter_oid, ber.counter32(1))
         pdu = ber.tlv(
             ber.REPORT,
             ber.encode_integer(request_id) + ber.encode_integer(0) + ber.encode_integer(0)
-            + ber.tlv(ber.SEQUENCE, varbind),
+            + ber.tlv(ber.SEQUENCE, report_varbind),
         )
-        return self.message(_scoped(self.identity.engine_id, b"", pdu), keys, encrypt=False)
+        return self.message(scoped_pdu(self.identity.engine_id, b"", pdu), keys, encrypt=False)
 
     def message(self, scoped: bytes, keys: usm.LocalizedKeys | None, *, encrypt: bool) -> bytes:
-        ident = self.identity
-        boots, now = ident.boots, ident.engine_time()
-        flags = 0
-        priv_params = b""
-        msg_data = scoped
-        if keys is not None:
-            flags |= FLAG_AUTH
-            if encrypt:
-                flags |= FLAG_PRIV
-                priv_params = _salts.next()
-                msg_data = ber.encode_octets(keys.encrypt(scoped, boots, now, priv_params))
-        digest_len = keys.user.auth.digest_length if keys is not None else 0
         user = keys.user.name.encode() if keys is not None else self.req.user
-        head = (
-            ber.encode_octets(ident.engine_id)
-            + ber.encode_integer(boots)
-            + ber.encode_integer(now)
-            + ber.encode_octets(user)
-        )
-        auth_tlv = ber.encode_octets(bytes(digest_len))
-        sec_seq = ber.sequence(head, auth_tlv, ber.encode_octets(priv_params))
-        global_data = ber.sequence(
-            ber.encode_integer(self.req.msg_id),
-            ber.encode_integer(MAX_V2C_RESPONSE),
-            ber.encode_octets(bytes((flags,))),
-            ber.encode_integer(3),
-        )
-        before_sec = ber.encode_integer(3) + global_data
-        sec_octets = ber.encode_octets(sec_seq)
-        message = ber.sequence(before_sec, sec_octets, msg_data)
-        if keys is None:
-            return message
-        # Locate the zeroed digest: the outer header, then the fixed parts before it.
-        outer_header = len(message) - len(before_sec) - len(sec_octets) - len(msg_data)
-        offset = (
-            outer_header + len(before_sec)
-            + (len(sec_octets) - len(sec_seq))
-            + (len(sec_seq) - len(head) - len(auth_tlv) - len(ber.encode_octets(priv_params)))
-            + len(head) + (len(auth_tlv) - digest_len)
-        )
-        digest = keys.digest(message)
-        return message[:offset] + digest + message[offset + digest_len :]
+        return encode_v3(self.identity, self.req.msg_id, user, scoped, keys, encrypt=encrypt)
+
+
+def encode_v3(identity: AgentIdentity, msg_id: int, user: bytes, scoped: bytes,
+              keys: usm.LocalizedKeys | None, *, encrypt: bool, reportable: bool = False) -> bytes:
+    """An SNMPv3 message from this (authoritative) engine: a response, report or trap."""
+    boots, now = identity.boots, identity.engine_time()
+    flags = FLAG_REPORTABLE if reportable else 0
+    priv_params = b""
+    msg_data = scoped
+    if keys is not None:
+        flags |= FLAG_AUTH
+        if encrypt:
+            flags |= FLAG_PRIV
+            priv_params = _salts.next()
+            msg_data = ber.encode_octets(keys.encrypt(scoped, boots, now, priv_params))
+    digest_len = keys.user.auth.digest_length if keys is not None else 0
+    head = (
+        ber.encode_octets(identity.engine_id)
+        + ber.encode_integer(boots)
+        + ber.encode_integer(now)
+        + ber.encode_octets(user)
+    )
+    auth_tlv = ber.encode_octets(bytes(digest_len))
+    priv_tlv = ber.encode_octets(priv_params)
+    sec_seq = ber.sequence(head, auth_tlv, priv_tlv)
+    global_data = ber.sequence(
+        ber.encode_integer(msg_id),
+        ber.encode_integer(MAX_V2C_RESPONSE),
+        ber.encode_octets(bytes((flags,))),
+        ber.encode_integer(3),
+    )
+    before_sec = ber.encode_integer(3) + global_data
+    sec_octets = ber.encode_octets(sec_seq)
+    message = ber.sequence(before_sec, sec_octets, msg_data)
+    if keys is None:
+        return message
+    # Locate the zeroed digest: the outer header, then the fixed parts before it.
+    outer_header = len(message) - len(before_sec) - len(sec_octets) - len(msg_data)
+    offset = (
+        outer_header + len(before_sec)
+        + (len(sec_octets) - len(sec_seq))
+        + (len(sec_seq) - len(head) - len(auth_tlv) - len(priv_tlv))
+        + len(head) + (len(auth_tlv) - digest_len)
+    )
+    digest = keys.digest(message)
+    return message[:offset] + digest + message[offset + digest_len :]
