@@ -19,6 +19,7 @@ from collectors.scheduler import Cadence, PollScheduler
 from collectors.snmp.client import SnmpAuthError, SnmpClient, SnmpError, SnmpTimeout
 from collectors.snmp.probe import fetch_names, poll_device
 from collectors.snmp.samples import PollConverter
+from collectors.icmp_probe import check_icmp
 from collectors.tls_probe import check_tls
 from monitor.config import CollectorSettings
 from monitor.envelope import Event, EventType, Origin, Sample, Severity
@@ -34,7 +35,7 @@ Sink = Callable[[Sample | Event], None]
 class Target:
     device: Device
     origin: Origin
-    kind: str  # "snmp" | "tls"
+    kind: str  # "snmp" | "tls" | "icmp"
 
 
 @dataclass
@@ -77,6 +78,11 @@ class CollectorService:
             targets.append(((device.id, "snmp"), Target(device, origin, "snmp"),
                             Cadence(interval=interval, recheck_interval=min(2.0, interval),
                                     backoff_max=max(60.0, interval))))
+            if self.settings.icmp:
+                every = self.settings.icmp_interval
+                targets.append(((device.id, "icmp"), Target(device, origin, "icmp"),
+                                Cadence(interval=every, recheck_interval=min(2.0, every),
+                                        backoff_max=max(60.0, every))))
             if device.role.serves_tls:
                 tls = self.settings.tls_interval
                 targets.append(((device.id, "tls"), Target(device, origin, "tls"),
@@ -102,7 +108,20 @@ class CollectorService:
     async def _poll(self, target: Target) -> bool:
         if target.kind == "tls":
             return await self._poll_tls(target)
+        if target.kind == "icmp":
+            return await self._poll_icmp(target)
         return await self._poll_snmp(target)
+
+    async def _poll_icmp(self, target: Target) -> bool:
+        check = await check_icmp(target.device.address, timeout=self.settings.timeout)
+        values: dict[str, float | int | str | bool] = {"sent": check.sent, "received": check.received,
+                                                       "loss": round(check.loss, 4)}
+        if check.rtt_avg_ms is not None:
+            values.update(rtt_avg_ms=round(check.rtt_avg_ms, 3), rtt_max_ms=round(check.rtt_max_ms or 0, 3))
+        if check.error:
+            values["error"] = check.error
+        self.emit(Sample("icmp", time.time(), target.origin, values))
+        return check.received > 0
 
     async def _poll_snmp(self, target: Target) -> bool:
         device, origin = target.device, target.origin

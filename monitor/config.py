@@ -66,6 +66,8 @@ class CollectorSettings:
     default_interval: float = 10.0
     tls_interval: float = 300.0
     tls_port: int = 443
+    icmp: bool = False  # ICMP echo says nothing in the loopback simulation; on for real networks
+    icmp_interval: float = 10.0
     snmp: SnmpSettings = field(default_factory=SnmpSettings)
 
     def interval_for(self, device_id: str, role: Role) -> float:
@@ -79,7 +81,7 @@ class CollectorSettings:
             _positive(f"{key}.intervals.{name}", seconds)
         for name, seconds in self.device_intervals.items():
             _positive(f"{key}.device_intervals.{name}", seconds)
-        for name in ("timeout", "default_interval", "tls_interval"):
+        for name in ("timeout", "default_interval", "tls_interval", "icmp_interval"):
             _positive(f"{key}.{name}", getattr(self, name))
         if self.concurrency < 1:
             raise ConfigError(f"{key}.concurrency: must be at least 1")
@@ -188,6 +190,8 @@ def _scalar(kind: Any, value: Any, key: str) -> Any:
         return value
     if kind is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
+    if kind is bool and isinstance(value, bool):
+        return value
     raise ConfigError(f"{key}: expected {getattr(kind, '__name__', kind)}, got {value!r}")
 
 
