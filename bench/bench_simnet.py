@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from monitor.inventory import default_inventory  # noqa: E402
-from simnet.snmp import ber  # noqa: E402
+from monitor.snmp import ber  # noqa: E402
 
 SNMP_PORT = 18161
 TLS_PORT = 18443

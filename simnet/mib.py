@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from simnet.device import SimDevice
-from simnet.snmp import ber
-from simnet.snmp.ber import Oid
+from monitor.snmp import ber
+from monitor.snmp.ber import Oid
 
 Getter = Callable[[SimDevice, float], bytes]
 

@@ -22,7 +22,7 @@ from simnet.device import SimDevice, SimInterface, build_device
 from simnet.limits import ensure_fd_limit
 from simnet.notifier import TrapNotifier
 from simnet.faults import Fault, FaultError, FaultKind, new_fault_id, parse_kind, validate_params
-from simnet.snmp import usm
+from monitor.snmp import usm
 from simnet.snmp.agent import SnmpAgentServer
 from simnet.snmp.engine import AgentConfig
 

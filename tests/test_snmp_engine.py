@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simnet.snmp import ber, usm
+from monitor.snmp import ber, usm
 from simnet.snmp.engine import AgentConfig, AgentIdentity, RequestRejected, handle_request
 
 SYS_UPTIME = (1, 3, 6, 1, 2, 1, 1, 3, 0)

@@ -8,19 +8,11 @@ one of three exceptions the scheduler can tell apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
-from typing import Protocol, Sequence, Union
+from typing import Protocol, Sequence
 
-Oid = tuple[int, ...]
+from monitor.snmp.ber import Oid
+from monitor.snmp.message import Value
 
-
-class Missing(Enum):
-    NO_SUCH_OBJECT = "noSuchObject"
-    NO_SUCH_INSTANCE = "noSuchInstance"
-    END_OF_MIB_VIEW = "endOfMibView"
-
-
-Value = Union[int, bytes, Oid, str, Missing, None]
 VarBind = tuple[Oid, Value]
 
 
@@ -57,11 +49,3 @@ class SnmpClient(Protocol):
                        oids: Sequence[Oid]) -> list[VarBind]: ...
 
     async def close(self) -> None: ...
-
-
-def parse_oid(text: str) -> Oid:
-    return tuple(int(part) for part in text.strip().lstrip(".").split("."))
-
-
-def format_oid(oid: Oid) -> str:
-    return ".".join(str(arc) for arc in oid)

@@ -11,10 +11,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from collectors.snmp.client import Missing, Oid, SnmpClient, SnmpError, Value
+from collectors.snmp.client import SnmpClient, SnmpError
+from monitor.snmp.ber import Oid
+from monitor.snmp.message import Missing, Value
 from collectors.snmp.walk import walk_columns
 
-SYS_UPTIME: Oid = (1, 3, 6, 1, 2, 1, 1, 3, 0)
+SYS_UPTIME_OBJECT: Oid = (1, 3, 6, 1, 2, 1, 1, 3)  # asked as a GETBULK non-repeater: GETNEXT gives .0
+SYS_UPTIME: Oid = SYS_UPTIME_OBJECT + (0,)
 _IF = (1, 3, 6, 1, 2, 1, 2, 2, 1)
 _IFX = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)
 _HR_STORAGE = (1, 3, 6, 1, 2, 1, 25, 2, 3, 1)
@@ -82,7 +85,7 @@ async def poll_device(client: SnmpClient, address: str, port: int, *, expected_i
     """Raises SnmpTimeout / SnmpAuthError / SnmpError; the caller turns them into a failed poll."""
     began = time.perf_counter()
     scalars, if_rows = await walk_columns(
-        client, address, port, list(INTERFACE_COLUMNS.values()), scalars=[SYS_UPTIME],
+        client, address, port, list(INTERFACE_COLUMNS.values()), scalars=[SYS_UPTIME_OBJECT],
         max_repetitions=min(MAX_REPETITIONS, expected_interfaces + 1))
     rtt_ms = (time.perf_counter() - began) * 1000
     uptime = scalars.get(SYS_UPTIME)

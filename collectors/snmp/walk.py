@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from collectors.snmp.client import Missing, Oid, SnmpClient, SnmpError, Value
+from collectors.snmp.client import SnmpClient, SnmpError
+from monitor.snmp.ber import Oid
+from monitor.snmp.message import Missing, Value
 
 MAX_ROUNDS = 64  # 64 × max_repetitions rows is far beyond any device here; stops a looping agent
 
@@ -13,6 +15,9 @@ async def walk_columns(client: SnmpClient, address: str, port: int, columns: Seq
                        max_repetitions: int = 16, scalars: Sequence[Oid] = ()
                        ) -> tuple[dict[Oid, Value], dict[Oid, dict[int, Value]]]:
     """Fetch ``scalars`` (as non-repeaters, in the first request) and every row of ``columns``.
+
+    Non-repeaters have GETNEXT semantics: pass a scalar's object OID (sysUpTime),
+    and its instance (sysUpTime.0) comes back as the key.
 
     Returns (scalar values, {column: {row index: value}}); rows are indexed by the
     arc after the column prefix (ifIndex, hrStorageIndex, hrDeviceIndex).

@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 from monitor.logs import fields
 from simnet.device import SimDevice
 from simnet.mib import DeviceView, layout_for
-from simnet.snmp.ber import BerError
+from monitor.snmp.ber import BerError
 from simnet.snmp.engine import AgentConfig, RequestRejected, handle_request
 
 log = logging.getLogger("simnet.snmp")

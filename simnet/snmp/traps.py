@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import itertools
 
-from simnet.snmp import ber, usm
-from simnet.snmp.ber import Oid
-from simnet.snmp.engine import AgentIdentity, encode_v3, scoped_pdu, varbind
+from monitor.snmp import ber, usm
+from monitor.snmp.ber import Oid
+from monitor.snmp.message import encode_pdu, encode_v2c, scoped_pdu, varbind
+from simnet.snmp.engine import AgentIdentity, encode_from_agent
 
 SYS_UPTIME_0: Oid = (1, 3, 6, 1, 2, 1, 1, 3, 0)
 SNMP_TRAP_OID_0: Oid = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
@@ -31,7 +32,7 @@ def notification_varbinds(uptime_ticks: int, trap_oid: Oid, extra: list[tuple[Oi
     parts = [varbind(SYS_UPTIME_0, ber.timeticks(uptime_ticks)),
              varbind(SNMP_TRAP_OID_0, ber.encode_oid(trap_oid))]
     parts += [varbind(oid, value) for oid, value in extra]
-    return ber.tlv(ber.SEQUENCE, b"".join(parts))
+    return b"".join(parts)
 
 
 def link_objects(if_index: int, admin_up: bool, oper_up: bool) -> list[tuple[Oid, bytes]]:
@@ -41,16 +42,14 @@ def link_objects(if_index: int, admin_up: bool, oper_up: bool) -> list[tuple[Oid
 
 
 def _trap_pdu(varbinds: bytes) -> bytes:
-    request_id = next(_ids) & 0x7FFFFFFF
-    return ber.tlv(ber.SNMPV2_TRAP, ber.encode_integer(request_id) + ber.encode_integer(0)
-                   + ber.encode_integer(0) + varbinds)
+    return encode_pdu(ber.SNMPV2_TRAP, next(_ids) & 0x7FFFFFFF, 0, 0, varbinds)
 
 
 def encode_trap_v2c(community: bytes, varbinds: bytes) -> bytes:
-    return ber.sequence(ber.encode_integer(1), ber.encode_octets(community), _trap_pdu(varbinds))
+    return encode_v2c(community, _trap_pdu(varbinds))
 
 
 def encode_trap_v3(identity: AgentIdentity, keys: usm.LocalizedKeys, varbinds: bytes) -> bytes:
     """authPriv SNMPv3 trap; the sending agent is the authoritative engine (RFC 3414 §1.5.1)."""
     scoped = scoped_pdu(identity.engine_id, b"", _trap_pdu(varbinds))
-    return encode_v3(identity, next(_ids) & 0x7FFFFFFF, keys.user.name.encode(), scoped, keys, encrypt=True)
+    return encode_from_agent(identity, next(_ids) & 0x7FFFFFFF, keys.user.name.encode(), scoped, keys, encrypt=True)
