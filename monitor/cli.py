@@ -14,12 +14,13 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 def _registrars() -> list[Registrar]:
     # Imported here so that `jukimon --help` stays fast and packages stay independent.
+    from collectors.cli import register as poll
     from collectors.syslog.cli import register as syslog
     from monitor.inventory.cli import register as inventory
     from monitor.run import register as run
     from simnet.cli import register as simnet
 
-    return [run, inventory, simnet, syslog]
+    return [run, inventory, simnet, poll, syslog]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -132,3 +132,31 @@ async def test_answers_from_another_address_are_ignored(net: SimNetwork) -> None
     decoy.close()
     await client.close()
     assert client.stats["unmatched"] == 1
+
+
+async def test_poll_command_prints_what_would_be_recorded(net: SimNetwork) -> None:
+    import asyncio
+    import json
+    import sys
+    from pathlib import Path
+
+    async def poll(*args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "monitor.cli", "poll", *args, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
+        out, _ = await proc.communicate()
+        return proc.returncode or 0, out.decode()
+
+    router = net.devices["muni-01-002-rt1"]
+    code, out = await poll(f"{router.device.address}:{PORT}", "--json")
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["system"]["name"] == "muni-01-002-rt1" and result["system"]["location"] == "小樽市"
+    assert result["interfaces"][0]["alias"] == router.interfaces[0].alias
+    assert result["interfaces"][0]["oper_status"] == "up" and result["cpu_pct"]
+    code, out = await poll(f"{router.device.address}:{PORT}", "--v3-user", "jukimon", "--auth-key",
+                           "jukimon-auth-key", "--priv-key", "jukimon-priv-key")
+    assert code == 0 and "wan0" in out and router.interfaces[0].alias in out
+    code, out = await poll(f"{router.device.address}:{PORT}", "--v3-user", "jukimon", "--auth-key",
+                           "definitely-wrong", "--priv-key", "jukimon-priv-key")
+    assert code == 3 and "wrong digest" in out
