@@ -3,8 +3,9 @@
 The scheduler owns timing, the probes own protocols, and results go to any
 number of sinks (MQTT publisher, TSDB writer, short-term history, the monitor)
 as envelope records. Every poll yields a ``poll`` sample (ok, duration, error)
-so the monitor can apply its own hysteresis; a device that starts or stops
-answering also yields one STATE event and one log line — not one per poll.
+so the monitor can apply its own hysteresis; a device's first poll and every
+change of its reachability yield one POLL event (the bus keeps it as the
+device's retained state) and one log line on a change — not one per poll.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Callable, Iterable
 
 from collectors.scheduler import Cadence, PollScheduler
 from collectors.snmp.client import SnmpAuthError, SnmpClient, SnmpError, SnmpTimeout
-from collectors.snmp.probe import fetch_names, poll_device
+from collectors.snmp.probe import TablesChanged, learn_tables, poll_device
 from collectors.snmp.samples import PollConverter
 from collectors.icmp_probe import check_icmp
 from collectors.tls_probe import check_tls
@@ -129,10 +130,13 @@ class CollectorService:
         began = time.perf_counter()
         error: str | None = None
         try:
-            if history.names is None:
-                history.names = await fetch_names(self.client, device.address, self.snmp_port)
-            raw = await poll_device(self.client, device.address, self.snmp_port,
-                                    expected_interfaces=max(1, len(history.names.interfaces)))
+            if history.tables is None:
+                history.tables = await learn_tables(self.client, device.address, self.snmp_port)
+            try:
+                raw = await poll_device(self.client, device.address, self.snmp_port, history.tables)
+            except TablesChanged:
+                history.tables = await learn_tables(self.client, device.address, self.snmp_port)
+                raw = await poll_device(self.client, device.address, self.snmp_port, history.tables)
         except SnmpTimeout:
             error = "timeout"
         except SnmpAuthError:
@@ -178,24 +182,24 @@ class CollectorService:
         return check.ok
 
     def _transition(self, target: Target, error: str | None, now: float) -> None:
-        """Log and publish only when a device starts or stops answering."""
+        """Publish the device's reachability on its first poll and whenever it changes — not every poll."""
         status = self.status.setdefault(target.device.id, DeviceStatus())
         ok = error is None
         if status.ok is ok:
             return
         first = status.ok is None
         status.ok, status.since, status.error = ok, now, error
-        if first and ok:
-            return  # answering from the start: nothing to tell
         device = target.device
-        if ok:
-            log.info("device answering again", extra=fields(device=device.id, address=device.address))
-        else:
-            log.warning("device not answering", extra=fields(device=device.id, address=device.address, error=error))
-        self.emit(Event(EventType.STATE, now, "collector.snmp", target.origin,
-                        Severity.NOTICE if ok else Severity.ERROR,
-                        f"{device.id} {'answering again' if ok else 'not answering: ' + str(error)}",
-                        body={"change": "reachability", "reachable": ok, "error": error}))
+        if not first or not ok:  # one log line per change, none for a device that simply works
+            if ok:
+                log.info("device answering again", extra=fields(device=device.id, address=device.address))
+            else:
+                log.warning("device not answering", extra=fields(device=device.id, address=device.address,
+                                                                 error=error))
+        self.emit(Event(EventType.POLL, now, "collector.snmp", target.origin,
+                        Severity.INFO if ok else Severity.ERROR,
+                        f"{device.id} {'answering' if ok else 'not answering: ' + str(error)}",
+                        body={"reachable": ok, "error": error, "since": now, "first": first}))
 
     def unreachable(self) -> list[str]:
         return [device_id for device_id, s in self.status.items() if s.ok is False]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from collectors.rates import CounterTracker, Discontinuity, Reading, uptime_delta_seconds
 from collectors.snmp.client import Value
-from collectors.snmp.probe import DeviceNames, RawPoll
+from collectors.snmp.probe import DeviceTables, RawPoll
 from monitor.envelope import Event, EventType, Origin, Sample, Severity
 
 IF_UP, IF_DOWN = 1, 2
@@ -19,7 +19,7 @@ _COUNTERS = (("in_octets", "in_bps", 8, 64), ("out_octets", "out_bps", 8, 64),
 class DeviceHistory:
     """What the converter remembers about one device between polls."""
 
-    names: DeviceNames | None = None
+    tables: DeviceTables | None = None
     uptime_ticks: int | None = None
     wall_time: float | None = None
     oper_status: dict[int, int] = field(default_factory=dict)
@@ -45,14 +45,14 @@ class PollConverter:
         events: list[Event] = []
         if past.uptime_ticks is not None and past.wall_time is not None and uptime_delta_seconds(
                 past.uptime_ticks, raw.uptime_ticks, wall_time - past.wall_time) is None:
-            past.names = None  # interfaces may have been renumbered: fetch names again
+            past.tables = None  # interfaces may have been renumbered: learn the tables again
             events.append(Event(EventType.STATE, wall_time, "collector.snmp", origin, Severity.WARNING,
                                 f"{device_id} rebooted (sysUpTime {raw.uptime_ticks / 100:.0f} s)",
                                 body={"change": "reboot", "uptime_s": raw.uptime_ticks / 100,
                                       "previous_uptime_s": past.uptime_ticks / 100}))
         samples = [Sample("system", wall_time, origin, {"uptime_s": raw.uptime_ticks / 100,
                                                         "rtt_ms": round(raw.rtt_ms, 3)})]
-        names = past.names.interfaces if past.names else {}
+        names = past.tables.interfaces if past.tables else {}
         for index, row in sorted(raw.interfaces.items()):
             samples.append(self._interface(origin, index, row, names.get(index, ("", "")), raw, wall_time))
             status = _int(row.get("oper_status"))
@@ -65,7 +65,7 @@ class PollConverter:
         if raw.processors:
             samples.append(Sample("host", wall_time, origin, {
                 "cpu_pct": sum(raw.processors) / len(raw.processors), "cpu_max_pct": max(raw.processors)}))
-        storage_names = past.names.storages if past.names else {}
+        storage_names = past.tables.storages if past.tables else {}
         for index, row in sorted(raw.storages.items()):
             units, size, used = _int(row.get("units")), _int(row.get("size")), _int(row.get("used"))
             if not units or not size or used is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from collectors.snmp.client import Credentials, SnmpAuthError, SnmpError, SnmpTi
 from monitor.snmp import ber, message, usm
 from monitor.snmp.ber import BerError, Oid
 
+RECEIVE_BUFFER = 8 << 20
 _REPORT_ERRORS = {
     usm.UNSUPPORTED_SEC_LEVELS: "unsupported security level",
     usm.UNKNOWN_USER_NAMES: "unknown user name",
@@ -106,6 +108,9 @@ class SnmpUdpClient:
             loop = asyncio.get_running_loop()
             self._transport, _ = await loop.create_datagram_endpoint(
                 lambda: _Protocol(self), local_addr=("0.0.0.0", 0))
+            sock = self._transport.get_extra_info("socket")
+            # thousands of answers can arrive in a burst; the default ~200 KB would drop them
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         return self._transport
 
     def _new_id(self) -> int:
