@@ -23,7 +23,7 @@ from collectors.snmp.samples import PollConverter
 from collectors.icmp_probe import check_icmp
 from collectors.tls_probe import check_tls
 from monitor.config import CollectorSettings
-from monitor.envelope import Event, EventType, Origin, Sample, Severity
+from monitor.envelope import Event, EventType, Origin, Sample, Severity, origin_of
 from monitor.inventory.model import Device, Inventory
 from monitor.logs import fields
 
@@ -46,11 +46,6 @@ class DeviceStatus:
     ok: bool | None = None  # None: not polled yet
     since: float = 0.0
     error: str | None = None
-
-
-def origin_of(inventory: Inventory, device: Device) -> Origin:
-    return Origin(device.id, device.site, device.prefecture, inventory.sites[device.site].tier.value,
-                  device.role.value)
 
 
 class CollectorService:

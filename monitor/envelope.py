@@ -16,7 +16,10 @@ import json
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from monitor.inventory.model import Device, Inventory
 
 FieldValue = float | int | str | bool
 
@@ -62,6 +65,14 @@ class Origin:
     def tags(self) -> dict[str, str]:
         return {k: v for k, v in (("device", self.device), ("site", self.site), ("prefecture", self.prefecture),
                                   ("tier", self.tier), ("role", self.role)) if v is not None}
+
+
+def origin_of(inventory: "Inventory | None", device: "Device | None") -> Origin:
+    """Where a device sits, for the header of every record about it (empty when unknown)."""
+    if device is None:
+        return Origin()
+    site = inventory.sites.get(device.site) if inventory is not None else None
+    return Origin(device.id, device.site, device.prefecture, site.tier.value if site else None, device.role.value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from monitor.envelope import Event, EventType, Origin, Severity
+from monitor.envelope import Event, EventType, Severity, origin_of
 
 if TYPE_CHECKING:
     from collectors.syslog.parse import SyslogMessage
@@ -327,11 +327,7 @@ def to_event(msg: "SyslogMessage", inventory: "Inventory | None" = None) -> Even
     """The ``Event(EventType.SYSLOG)`` every package consumes; Origin from the inventory."""
     fw = msg.firewall
     device = lookup_device(inventory, msg.peer, msg.hostname or (fw.device_name if fw else None))
-    origin = Origin()
-    if device is not None and inventory is not None:
-        site = inventory.sites.get(device.site)
-        origin = Origin(device.id, device.site, device.prefecture, site.tier.value if site else None,
-                        device.role.value)
+    origin = origin_of(inventory, device)
     body: dict[str, Any] = {"facility": msg.facility, "severity": msg.severity, "format": msg.format}
     for key in ("hostname", "app", "procid", "msgid", "peer", "sequence"):
         value = getattr(msg, key)
