@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from collectors.snmp.client import Credentials, SnmpAuthError, SnmpError, SnmpTimeout
-from collectors.snmp.probe import fetch_names, poll_device
+from collectors.snmp.probe import learn_tables, poll_device
 from collectors.snmp.udp_client import SnmpUdpClient
 
 SYSTEM = {"descr": (1, 3, 6, 1, 2, 1, 1, 1, 0), "name": (1, 3, 6, 1, 2, 1, 1, 5, 0),
@@ -50,8 +50,8 @@ async def poll_once(address: str, port: int, credentials: Credentials, timeout: 
     client = SnmpUdpClient(credentials, timeout=timeout, retries=1)
     try:
         system = dict(await client.get(address, port, list(SYSTEM.values())))
-        names = await fetch_names(client, address, port)
-        raw = await poll_device(client, address, port, expected_interfaces=max(1, len(names.interfaces)))
+        names = await learn_tables(client, address, port)
+        raw = await poll_device(client, address, port, names)
     finally:
         await client.close()
     interfaces = []

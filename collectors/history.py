@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import Iterable, Sequence
+from typing import Collection, Iterable, Mapping, Sequence
 
 from monitor.envelope import Sample
 
@@ -87,7 +87,7 @@ class History:
     def __init__(self, retention_seconds: float = 86_400, resolution: float = 10.0, *,
                  raw_seconds: float = 3_600, coarse_resolution: float = 60.0, keep_max: bool = False,
                  key_tags: Sequence[str] = ("if_index", "storage", "probe", "index"),
-                 max_series: int = 250_000) -> None:
+                 max_series: int = 250_000, fields: Mapping[str, Collection[str]] | None = None) -> None:
         if resolution <= 0 or coarse_resolution < resolution or retention_seconds < resolution:
             raise ValueError("need 0 < resolution <= coarse_resolution and resolution <= retention")
         self.retention = float(retention_seconds)
@@ -101,6 +101,8 @@ class History:
         self.keep_max = keep_max
         self.key_tags = tuple(key_tags)
         self.max_series = max_series
+        # measurement → the fields worth keeping (what the console graphs); None keeps every numeric field
+        self.fields = {m: frozenset(f) for m, f in fields.items()} if fields is not None else None
         self._devices: dict[str, dict[str, _Series]] = {}
         self._count = 0
         self.refused = 0  # values not stored because max_series was reached
@@ -123,7 +125,10 @@ class History:
         if not device or not isinstance(ts, (int, float)) or not math.isfinite(ts):
             return 0
         stored = 0
+        wanted = self.fields.get(sample.measurement, frozenset()) if self.fields is not None else None
         for name, value in sample.fields.items():
+            if wanted is not None and name not in wanted:
+                continue
             if isinstance(value, bool):
                 value = 1.0 if value else 0.0
             elif not isinstance(value, (int, float)) or not math.isfinite(value):

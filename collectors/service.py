@@ -29,7 +29,7 @@ from monitor.logs import fields
 
 log = logging.getLogger("collectors")
 
-Sink = Callable[[Sample | Event], None]
+Sink = Callable[[list[Sample | Event]], None]  # one call per poll: what it produced, in order
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,10 @@ class CollectorService:
         await self.scheduler.stop()
         await self.client.close()
 
-    def emit(self, record: Sample | Event) -> None:
+    def emit(self, records: list[Sample | Event]) -> None:
         for sink in self.sinks:
             try:
-                sink(record)
+                sink(records)
             except Exception:  # one broken sink must not stop polling
                 log.exception("sink failed", extra=fields(sink=getattr(sink, "__qualname__", repr(sink))))
 
@@ -116,7 +116,7 @@ class CollectorService:
             values.update(rtt_avg_ms=round(check.rtt_avg_ms, 3), rtt_max_ms=round(check.rtt_max_ms or 0, 3))
         if check.error:
             values["error"] = check.error
-        self.emit(Sample("icmp", time.time(), target.origin, values))
+        self.emit([Sample("icmp", time.time(), target.origin, values)])
         return check.received > 0
 
     async def _poll_snmp(self, target: Target) -> bool:
@@ -140,15 +140,18 @@ class CollectorService:
             error = f"error: {exc}"[:200]
         now = time.time()
         duration_ms = round((time.perf_counter() - began) * 1000, 3)
-        self.emit(Sample("poll", now, origin, {"ok": error is None, "duration_ms": duration_ms,
-                                              **({"error": error} if error else {})}, {"probe": "snmp"}))
-        self._transition(target, error, now)
-        if error is not None:
-            return False
-        samples, events = self.converter.convert(origin, raw, now)
-        for record in (*samples, *events):
-            self.emit(record)
-        return True
+        records: list[Sample | Event] = [Sample("poll", now, origin, {
+            "ok": error is None, "duration_ms": duration_ms, **({"error": error} if error else {})},
+            {"probe": "snmp"})]
+        transition = self._transition(target, error, now)
+        if transition is not None:
+            records.append(transition)
+        if error is None:
+            samples, events = self.converter.convert(origin, raw, now)
+            records += samples
+            records += events
+        self.emit(records)
+        return error is None
 
     async def _poll_tls(self, target: Target) -> bool:
         device, origin = target.device, target.origin
@@ -166,22 +169,23 @@ class CollectorService:
             values.update({"days_left": round(cert.days_left(now), 2), "key_size": cert.key_size,
                            "key_algorithm": cert.key_algorithm, "signature_hash": cert.signature_hash,
                            "weak": cert.weak, "not_after": cert.not_after})
-        self.emit(Sample("tls", now, origin, values))
+        records: list[Sample | Event] = [Sample("tls", now, origin, values)]
         if cert is not None:
-            self.emit(Event(EventType.TLS, now, "collector.tls", origin,
+            records.append(Event(EventType.TLS, now, "collector.tls", origin,
                             Severity.WARNING if cert.weak or cert.days_left(now) < 30 else Severity.INFO,
                             f"{device.id} certificate {cert.key_algorithm}-{cert.key_size}/{cert.signature_hash}, "
                             f"{cert.days_left(now):.0f} days left",
                             body={"subject": cert.subject, "issuer": cert.issuer, "tls_version": check.tls_version,
                                   **{k: v for k, v in values.items() if k not in ("ok",)}}))
+        self.emit(records)
         return check.ok
 
-    def _transition(self, target: Target, error: str | None, now: float) -> None:
-        """Publish the device's reachability on its first poll and whenever it changes — not every poll."""
+    def _transition(self, target: Target, error: str | None, now: float) -> Event | None:
+        """The device's reachability, on its first poll and whenever it changes — not every poll."""
         status = self.status.setdefault(target.device.id, DeviceStatus())
         ok = error is None
         if status.ok is ok:
-            return
+            return None
         first = status.ok is None
         status.ok, status.since, status.error = ok, now, error
         device = target.device
@@ -191,10 +195,9 @@ class CollectorService:
             else:
                 log.warning("device not answering", extra=fields(device=device.id, address=device.address,
                                                                  error=error))
-        self.emit(Event(EventType.POLL, now, "collector.snmp", target.origin,
-                        Severity.INFO if ok else Severity.ERROR,
-                        f"{device.id} {'answering' if ok else 'not answering: ' + str(error)}",
-                        body={"reachable": ok, "error": error, "since": now, "first": first}))
+        return Event(EventType.POLL, now, "collector.snmp", target.origin, Severity.INFO if ok else Severity.ERROR,
+                     f"{device.id} {'answering' if ok else 'not answering: ' + str(error)}",
+                     body={"reachable": ok, "error": error, "since": now, "first": first})
 
     def unreachable(self) -> list[str]:
         return [device_id for device_id, s in self.status.items() if s.ok is False]

@@ -38,7 +38,7 @@ class _Process:
     name = "server"
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
-        self.workdir = workdir
+        self.workdir = workdir.resolve()  # the server runs with this as its cwd: relative paths would break
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
         self.port = port or free_port()

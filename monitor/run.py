@@ -1,7 +1,6 @@
 """``jukimon run``: the main job — the simulated national network and the monitor, on localhost.
 
-Today it starts the simulation with its fault-control channel; collectors,
-monitor core and console join this process as they land (see README).
+See ``monitor.mainjob`` for what runs and how it is wired; the console joins as it lands.
 """
 
 from __future__ import annotations
@@ -9,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from pathlib import Path
 
 from monitor.logs import fields
 
@@ -19,17 +19,36 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     from simnet.cli import add_simulation_options
 
     run = sub.add_parser("run", help="run the simulated national network and the monitor (main job)",
-                         description="Start everything on localhost with embedded defaults; Ctrl-C stops it.")
+                         description="Start everything on localhost with embedded defaults; Ctrl-C stops it. "
+                                     "The simulated network runs in a child process; MQTT broker and TSDB are "
+                                     "started privately under state/ unless the configuration names them.")
+    run.add_argument("--config", type=Path, help="configuration YAML (default: embedded defaults)")
     add_simulation_options(run)
     run.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from monitor.config import load_config
+    from monitor.mainjob import MainJob, SimulationOptions
     from simnet.cli import load_inventory_arg, simnet_config_from
-    from simnet.service import serve_until_signal
+    from simnet.service import wait_for_signal
 
+    config = load_config(args.config)
     inventory = load_inventory_arg(args)
-    log.info("jukimon starting", extra=fields(devices=len(inventory.devices)))
-    asyncio.run(serve_until_signal(inventory, simnet_config_from(args), args.control))
+    sim = simnet_config_from(args)
+    options = SimulationOptions(args.inventory, sim.snmp_port, sim.tls_port, sim.tls, sim.clock_speed,
+                                sim.state_dir, args.control)
+    job = MainJob(inventory, config, options, state_dir=sim.state_dir.parent)
+
+    async def main() -> None:
+        await job.start()
+        try:
+            await wait_for_signal()
+        finally:
+            log.info("stopping")
+            await job.stop()
+
+    log.info("jukimon starting", extra=fields(devices=len(inventory.devices), config=config.source))
+    asyncio.run(main())
     log.info("jukimon stopped")
     return 0

@@ -31,10 +31,6 @@ def add_simulation_options(parser: argparse.ArgumentParser) -> None:
                         help="where the simulation CA and certificates are kept (default state/simnet)")
     parser.add_argument("--control", type=_address, default=DEFAULT_CONTROL, metavar="HOST:PORT",
                         help="fault-control listener (default 127.0.0.1:16100)")
-    parser.add_argument("--trap-receiver", type=_address, action="append", default=[], metavar="HOST:PORT",
-                        help="send the devices' SNMP notifications here (repeatable)")
-    parser.add_argument("--trap-version", choices=("2c", "3"), default="2c",
-                        help="notifications as SNMPv2c traps or SNMPv3 authPriv traps (default 2c)")
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -44,6 +40,12 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
     run = ssub.add_parser("run", help="run the simulated network in the foreground until interrupted")
     add_simulation_options(run)
+    run.add_argument("--trap-receiver", type=_address, action="append", default=[], metavar="HOST:PORT",
+                     help="send the devices' SNMP notifications here (repeatable)")
+    run.add_argument("--trap-version", choices=("2c", "3"), default="2c",
+                     help="notifications as SNMPv2c traps or SNMPv3 authPriv traps (default 2c)")
+    run.add_argument("--syslog-target", type=_address, metavar="HOST:PORT",
+                     help="send the firewalls' connection logs (syslog over UDP) here")
     run.set_defaults(handler=_run)
 
     fault = ssub.add_parser("fault", help="inject, clear or list faults in a running simulation")
@@ -78,7 +80,8 @@ def simnet_config_from(args: argparse.Namespace):
     snmp_default, tls_default = default_ports()
     return SimnetConfig(snmp_port=args.snmp_port or snmp_default, tls_port=args.tls_port or tls_default,
                         clock_speed=args.clock_speed, state_dir=args.state_dir, tls=not args.no_tls,
-                        trap_receivers=tuple(args.trap_receiver), trap_version=args.trap_version)
+                        trap_receivers=tuple(getattr(args, "trap_receiver", ())),
+                        trap_version=getattr(args, "trap_version", "2c"))
 
 
 def load_inventory_arg(args: argparse.Namespace):
@@ -90,7 +93,8 @@ def load_inventory_arg(args: argparse.Namespace):
 def _run(args: argparse.Namespace) -> int:
     from simnet.service import serve_until_signal
 
-    asyncio.run(serve_until_signal(load_inventory_arg(args), simnet_config_from(args), args.control))
+    asyncio.run(serve_until_signal(load_inventory_arg(args), simnet_config_from(args), args.control,
+                                   args.syslog_target))
     return 0
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from monitor.inventory.model import Inventory, Role
 from simnet.control import DEFAULT_CONTROL, ControlServer
+from simnet.fw_logs import FirewallLogSource
 from simnet.network import SimNetwork, SimnetConfig
 
 
@@ -23,27 +24,36 @@ class RunningSimulation:
     network: SimNetwork
     control: ControlServer | None
     startup_seconds: float
+    firewall_logs: FirewallLogSource | None = None
 
     async def stop(self) -> None:
+        if self.firewall_logs is not None:
+            await self.firewall_logs.stop()
         if self.control is not None:
             await self.control.stop()
         await self.network.stop()
 
 
 async def start_simulation(inventory: Inventory, config: SimnetConfig,
-                           control: tuple[str, int] | None = DEFAULT_CONTROL) -> RunningSimulation:
+                           control: tuple[str, int] | None = DEFAULT_CONTROL,
+                           syslog_target: tuple[str, int] | None = None) -> RunningSimulation:
+    """The network, its control channel, and (if a target is given) its firewalls' syslog stream."""
     began = time.monotonic()
     network = SimNetwork(inventory, config)
     await network.start()
-    server = None
-    if control is not None:
-        server = ControlServer(network, *control)
-        try:
-            await server.start()
-        except OSError:
-            await network.stop()
-            raise
-    return RunningSimulation(network, server, time.monotonic() - began)
+    sim = RunningSimulation(network, None, 0.0)
+    try:
+        if control is not None:
+            sim.control = ControlServer(network, *control)
+            await sim.control.start()
+        if syslog_target is not None:
+            sim.firewall_logs = FirewallLogSource(network, syslog_target)
+            await sim.firewall_logs.start()
+    except OSError:
+        await sim.stop()
+        raise
+    sim.startup_seconds = time.monotonic() - began
+    return sim
 
 
 def banner(sim: RunningSimulation) -> str:
@@ -58,6 +68,12 @@ def banner(sim: RunningSimulation) -> str:
         lines.append(f"  TLS service tcp/{cfg.tls_port} on every CS and server")
     if sim.control is not None:
         lines.append(f"  fault control: {sim.control.host}:{sim.control.port} (jukimon simnet fault --help)")
+    if cfg.trap_receivers:
+        lines.append(f"  SNMP notifications (v{cfg.trap_version}) to "
+                     + ", ".join(f"{h}:{p}" for h, p in cfg.trap_receivers))
+    if sim.firewall_logs is not None:
+        host, port = sim.firewall_logs.target
+        lines.append(f"  firewall syslog to {host}:{port}")
     example = next((s for s in net.devices.values() if s.device.role is Role.CS), None) or next(
         iter(net.devices.values()), None)
     if example is not None:
@@ -81,9 +97,10 @@ async def wait_for_signal() -> None:
 
 
 async def serve_until_signal(inventory: Inventory, config: SimnetConfig,
-                             control: tuple[str, int] | None = DEFAULT_CONTROL) -> None:
+                             control: tuple[str, int] | None = DEFAULT_CONTROL,
+                             syslog_target: tuple[str, int] | None = None) -> None:
     """Start the simulation, print where it listens, run until SIGINT/SIGTERM, stop cleanly."""
-    sim = await start_simulation(inventory, config, control)
+    sim = await start_simulation(inventory, config, control, syslog_target)
     print(banner(sim), flush=True)
     try:
         await wait_for_signal()

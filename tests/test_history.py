@@ -150,3 +150,12 @@ def test_memory_per_series_is_what_it_says() -> None:
     grown = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     assert grown < 2000, grown
+
+
+def test_only_the_graphed_fields_are_kept_when_asked() -> None:
+    history = History(fields={"interface": ("in_bps",)})
+    origin = Origin("muni-01-001-rt1")
+    stored = history.add(Sample("interface", 1_700_000_000.0, origin, {"in_bps": 1.0, "out_bps": 2.0},
+                                {"if_index": "1"}))
+    stored += history.add(Sample("host", 1_700_000_000.0, origin, {"cpu_pct": 5.0}))
+    assert stored == 1 and history.keys("muni-01-001-rt1") == ["interface.in_bps:1"]

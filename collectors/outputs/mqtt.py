@@ -3,9 +3,14 @@
 Topic tree (``<prefix>`` = ``jukimon`` by default; see README.md beside this file)::
 
     <prefix>/<tier>/<site>/<device>/sample/<measurement>   Sample         QoS 0, not retained
+    <prefix>/<tier>/<site>/<device>/samples                one poll's Samples, a JSON array (QoS 0)
     <prefix>/<tier>/<site>/<device>/event/<event_type>     Event          QoS 1, not retained
     <prefix>/<tier>/<site>/<device>/state                  poll outcome   QoS 1, retained
                                                            (Sample "poll" or Event "poll")
+
+A poller publishes each device poll's samples as one ``samples`` message
+(``publish_poll``): ~10 records in one message instead of ten, which is what
+lets one process poll the whole national network and publish everything.
 
 Why: samples are the high-volume stream and the TSDB is their record, so losing one across a
 broker restart costs nothing (QoS 0). Events are few and each may matter (a trap, a syslog line,
@@ -132,12 +137,32 @@ class MqttPublisher:
             topic, qos, retain = route(record, self.topic_prefix)
             payload = encode(record)
         except Exception as exc:  # a body that is not JSON-serialisable must not hurt the producer
-            self._counts["rejected"] += 1
-            reason = f"{type(exc).__name__}: {exc}"[:300]
-            if reason not in self._logged_reasons and len(self._logged_reasons) < 1000:
-                self._logged_reasons.add(reason)
-                log.warning("mqtt record rejected", extra=log_fields(reason=reason))
+            self._reject(exc)
             return False
+        self._enqueue(topic, payload, qos, retain)
+        return True
+
+    def publish_poll(self, samples: list[Sample]) -> bool:
+        """Queue one device poll's samples as one message on ``…/<device>/samples``."""
+        if not samples:
+            return True
+        try:
+            topic = route(samples[0], self.topic_prefix)[0].rsplit("/sample/", 1)[0] + "/samples"
+            payload = b"[" + b",".join(encode(s) for s in samples) + b"]"
+        except Exception as exc:
+            self._reject(exc)
+            return False
+        self._enqueue(topic, payload, 0, False)
+        return True
+
+    def _reject(self, exc: Exception) -> None:
+        self._counts["rejected"] += 1
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        if reason not in self._logged_reasons and len(self._logged_reasons) < 1000:
+            self._logged_reasons.add(reason)
+            log.warning("mqtt record rejected", extra=log_fields(reason=reason))
+
+    def _enqueue(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         if len(self._queue) >= self.max_queue:
             self._queue.popleft()
             self._counts["dropped"] += 1
@@ -147,7 +172,6 @@ class MqttPublisher:
                             extra=log_fields(broker=f"{self.host}:{self.port}", max_queue=self.max_queue))
         self._queue.append((topic, payload, qos, retain))
         self._wake.set()
-        return True
 
     def stats(self) -> dict[str, Any]:
         return {**self._counts, "queued": len(self._queue), "inflight": len(self._inflight),

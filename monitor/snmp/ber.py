@@ -169,7 +169,22 @@ def decode_unsigned(buf: bytes, start: int, stop: int) -> int:
     return int.from_bytes(buf[start:stop], "big")
 
 
+_decoded_oids: dict[bytes, Oid] = {}  # the same few thousand OIDs arrive from every device
+
+
 def decode_oid(buf: bytes, start: int, stop: int) -> Oid:
+    raw = bytes(buf[start:stop])
+    cached = _decoded_oids.get(raw)
+    if cached is not None:
+        return cached
+    oid = _decode_oid_arcs(buf, start, stop)
+    if len(_decoded_oids) >= 200_000:  # bound the cache against a hostile stream of unique OIDs
+        _decoded_oids.clear()
+    _decoded_oids[raw] = oid
+    return oid
+
+
+def _decode_oid_arcs(buf: bytes, start: int, stop: int) -> Oid:
     if start == stop or stop - start > 1024:
         raise BerError(f"bad OID length at offset {start}")
     arcs: list[int] = []

@@ -1,0 +1,256 @@
+"""The main job: the watched network (simulated) and the monitor's chain, all on localhost.
+
+    simulated network (child process, its own core)
+        │ SNMP polls, TLS checks ▲        │ traps, firewall syslog
+        ▼                       │        ▼
+    collectors ── samples/events ──► MQTT broker (retained device state), TSDB, short-term history
+
+When the configuration names no broker or TSDB, private Mosquitto and
+VictoriaMetrics processes are started under the state directory (Debian's
+``mosquitto`` and ``victoria-metrics``), so a fresh machine runs the whole chain
+for real; if a binary is missing, that output is off and the log says how to
+install it. Everything started here is stopped here, in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from collectors.history import History
+from collectors.outputs import MqttPublisher, TsdbWriter
+from collectors.service import CollectorService
+from collectors.snmp.client import Credentials
+from collectors.snmp.traps import TrapListener
+from collectors.snmp.udp_client import SnmpUdpClient
+from collectors.syslog import SyslogListener
+from monitor.config import Config
+from monitor.envelope import Event, EventType, Sample
+from monitor.inventory.model import Inventory
+from monitor.localservers import MOSQUITTO, VICTORIA_METRICS, Mosquitto, VictoriaMetrics
+from monitor.logs import fields
+
+log = logging.getLogger("jukimon")
+
+# What the console graphs from memory: the last hour at poll resolution, 24 h as 5-minute means
+# (≈2.6 KB a series, ~0.3 GB for the national network); everything else is in the TSDB.
+GRAPHED = {"system": ("rtt_ms",), "interface": ("in_bps", "out_bps", "in_errors_ps", "out_errors_ps"),
+           "host": ("cpu_pct",), "storage": ("used_pct",), "icmp": ("rtt_avg_ms", "loss"), "tls": ("days_left",)}
+LOCAL_MQTT_PORT = 11883
+LOCAL_TSDB_PORT = 18428
+STATUS_EVERY = 60.0
+
+
+@dataclass
+class SimulationOptions:
+    """What the main job passes to ``jukimon simnet run`` in the child process."""
+
+    inventory: Path | None
+    snmp_port: int
+    tls_port: int
+    tls: bool
+    clock_speed: float
+    state_dir: Path
+    control: tuple[str, int]
+    trap_version: str = "3"
+
+    def argv(self, trap_port: int, syslog_port: int) -> list[str]:
+        args = [sys.executable, "-m", "monitor.cli", "--log-level", "WARNING", "simnet", "run",
+                "--snmp-port", str(self.snmp_port), "--tls-port", str(self.tls_port),
+                "--clock-speed", str(self.clock_speed), "--state-dir", str(self.state_dir),
+                "--control", f"{self.control[0]}:{self.control[1]}",
+                "--trap-receiver", f"127.0.0.1:{trap_port}", "--trap-version", self.trap_version,
+                "--syslog-target", f"127.0.0.1:{syslog_port}"]
+        if self.inventory is not None:
+            args += ["--inventory", str(self.inventory)]
+        if not self.tls:
+            args.append("--no-tls")
+        return args
+
+
+def _port_or_free(preferred: int) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+
+@dataclass
+class MainJob:
+    inventory: Inventory
+    config: Config
+    simulation: SimulationOptions
+    state_dir: Path
+    _sim: asyncio.subprocess.Process | None = None
+    _servers: list[Mosquitto | VictoriaMetrics] = field(default_factory=list)
+    _stoppers: list = field(default_factory=list)  # async callables, run in reverse at stop
+    history: History = field(default_factory=lambda: History(coarse_resolution=300, fields=GRAPHED))
+    collectors: CollectorService | None = None
+    events: dict[str, int] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        snmp = self.config.collectors.snmp
+        credentials = Credentials(snmp.version, community=snmp.community, user=snmp.user,
+                                  auth_protocol=snmp.auth_protocol, auth_key=snmp.auth_key, priv_key=snmp.priv_key)
+        traps = TrapListener(self._on_event, self.inventory, credentials)
+        _, trap_port = await traps.start("127.0.0.1", 0)
+        self._stoppers.append(traps.stop)
+        syslog = SyslogListener(self._on_event, self.inventory, udp=("127.0.0.1", 0))
+        await syslog.start()
+        self._stoppers.append(syslog.stop)
+        syslog_port = syslog.address("udp")[1]
+
+        sinks = [self._to_history]
+        mqtt = await self._mqtt()
+        if mqtt is not None:
+            sinks.append(lambda records: _publish(mqtt, records))
+        tsdb = await self._tsdb()
+        if tsdb is not None:
+            sinks.append(lambda records: tsdb.write_many(r for r in records if isinstance(r, Sample)))
+        self._sinks = sinks
+
+        self.simulation.trap_version = "3" if snmp.version == "3" else "2c"
+        await self._start_simulation(trap_port, syslog_port)
+        client = SnmpUdpClient(credentials, timeout=self.config.collectors.timeout,
+                               retries=self.config.collectors.retries)
+        self.collectors = CollectorService(self.inventory, self.config.collectors, client, sinks,
+                                           snmp_port=self.simulation.snmp_port, tls_port=self.simulation.tls_port)
+        self.collectors.start()
+        self._stoppers.append(self.collectors.stop)
+        status = asyncio.get_running_loop().create_task(self._report_status(), name="status")
+        self._stoppers.append(lambda: _cancel(status))
+        log.info("jukimon running", extra=fields(devices=sum(1 for _ in self.inventory.polled_devices()),
+                                                 snmp=f"v{snmp.version}"))
+
+    async def stop(self) -> None:
+        while self._stoppers:
+            stopper = self._stoppers.pop()
+            try:
+                await stopper()
+            except Exception:
+                log.exception("error while stopping")
+        if self._sim is not None and self._sim.returncode is None:
+            self._sim.send_signal(2)
+            try:
+                await asyncio.wait_for(self._sim.wait(), 30)
+            except asyncio.TimeoutError:
+                self._sim.kill()
+                await self._sim.wait()
+        for server in reversed(self._servers):
+            await asyncio.to_thread(server.stop)
+        self._servers.clear()
+
+    # --- pieces -----------------------------------------------------------------
+
+    async def _start_simulation(self, trap_port: int, syslog_port: int) -> None:
+        self._sim = await asyncio.create_subprocess_exec(*self.simulation.argv(trap_port, syslog_port),
+                                                         stdout=asyncio.subprocess.PIPE)
+        assert self._sim.stdout is not None
+        first = await asyncio.wait_for(self._sim.stdout.readline(), 120)
+        if b"devices up" not in first:
+            raise RuntimeError("the simulated network did not start (see its messages above)")
+        print(first.decode().rstrip(), flush=True)
+        relay = asyncio.get_running_loop().create_task(_relay(self._sim.stdout), name="simnet-stdout")
+        self._stoppers.append(lambda: _cancel(relay))
+
+    async def _mqtt(self) -> MqttPublisher | None:
+        settings = self.config.outputs.mqtt
+        if settings is None:
+            server = await self._local_server(Mosquitto, MOSQUITTO, "mosquitto", LOCAL_MQTT_PORT)
+            if server is None:
+                return None
+            host, port, prefix = server.host, server.port, "jukimon"
+        else:
+            host, port, prefix = settings.host, settings.port, settings.topic_prefix
+        publisher = MqttPublisher(host, port, client_id=f"jukimon-collectors-{os.getpid()}", topic_prefix=prefix)
+        await publisher.start()
+        self._stoppers.append(publisher.stop)
+        print(f"MQTT: mqtt://{host}:{port}/{prefix}/#  (device state retained under …/state)", flush=True)
+        return publisher
+
+    async def _tsdb(self) -> TsdbWriter | None:
+        settings = self.config.outputs.influx
+        if settings is None:
+            server = await self._local_server(VictoriaMetrics, VICTORIA_METRICS, "victoria-metrics", LOCAL_TSDB_PORT)
+            if server is None:
+                return None
+            url, org, bucket, token = server.url, "jukimon", "jukimon", ""
+        else:
+            url, org, bucket, token = settings.url, settings.org, settings.bucket, settings.token
+        writer = TsdbWriter(url, token=token, org=org, bucket=bucket,
+                            spool_dir=self.config.outputs.spool_dir / "tsdb")
+        await writer.start()
+        self._stoppers.append(writer.stop)
+        print(f"TSDB: {url} (InfluxDB v2 write API, bucket {bucket})", flush=True)
+        return writer
+
+    async def _local_server(self, kind: type, binary: str, package: str, port: int):
+        if not Path(binary).exists():
+            log.warning("output off: server not installed", extra=fields(server=package,
+                                                                          fix=f"apt-get install {package}"))
+            return None
+        server = kind(self.state_dir / package, _port_or_free(port))
+        await asyncio.to_thread(server.start)
+        self._servers.append(server)
+        return server
+
+    # --- sinks --------------------------------------------------------------------
+
+    def _to_history(self, records: list[Sample | Event]) -> None:
+        for record in records:
+            if isinstance(record, Sample):
+                self.history.add(record)
+            elif record.event_type in (EventType.TRAP, EventType.POLL) and not record.body.get("first"):
+                log.info(record.message, extra=fields(event=record.event_type.value,
+                                                      severity=record.severity.value))
+
+    def _on_event(self, event: Event) -> None:
+        self.events[event.event_type.value] = self.events.get(event.event_type.value, 0) + 1
+        for sink in self._sinks:
+            sink([event])
+
+    async def _report_status(self) -> None:
+        assert self.collectors is not None
+        last_completed, last_time = 0, time.monotonic()
+        while True:
+            await asyncio.sleep(STATUS_EVERY)
+            stats = self.collectors.scheduler.stats
+            now = time.monotonic()
+            rate = (stats.completed - last_completed) / (now - last_time)
+            last_completed, last_time = stats.completed, now
+            log.info("status", extra=fields(polls_per_s=round(rate, 1), unreachable=len(self.collectors.unreachable()),
+                                            missed=stats.missed, **{f"{k}_events": v for k, v in self.events.items()}))
+
+
+def _publish(mqtt: MqttPublisher, records: list[Sample | Event]) -> None:
+    """A poll's samples as one message, its events one by one (they have their own topics and QoS)."""
+    mqtt.publish_poll([r for r in records if isinstance(r, Sample)])
+    for record in records:
+        if isinstance(record, Event):
+            mqtt.publish(record)
+
+
+async def _relay(stream: asyncio.StreamReader) -> None:
+    while line := await stream.readline():
+        print(line.decode().rstrip(), flush=True)
+
+
+async def _cancel(task: asyncio.Task) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
