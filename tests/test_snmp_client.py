@@ -8,7 +8,7 @@ import pytest
 import pytest_asyncio
 
 from collectors.snmp.client import Credentials, SnmpAuthError, SnmpTimeout
-from collectors.snmp.probe import fetch_names, poll_device
+from collectors.snmp.probe import TablesChanged, learn_tables, poll_device
 from collectors.snmp.udp_client import SnmpUdpClient
 from collectors.snmp.walk import walk_columns
 from monitor.inventory.model import Inventory
@@ -66,12 +66,17 @@ async def test_walk_of_a_core_router_with_many_ports(net: SimNetwork, client: Sn
 
 async def test_device_poll_and_names(net: SimNetwork, client: SnmpUdpClient) -> None:
     device = net.devices["muni-01-002-rt1"]
-    names = await fetch_names(client, device.device.address, PORT)
-    assert names.interfaces[1] == ("wan0", device.interfaces[0].alias)
-    raw = await poll_device(client, device.device.address, PORT, expected_interfaces=len(names.interfaces))
+    tables = await learn_tables(client, device.device.address, PORT)
+    assert tables.interfaces[1] == ("wan0", device.interfaces[0].alias)
+    assert len(tables.processors) == device.profile.cpus
+    raw = await poll_device(client, device.device.address, PORT, tables)
     assert set(raw.interfaces) == {i.index for i in device.interfaces}
     assert raw.interfaces[1]["oper_status"] == 1 and raw.interfaces[1]["speed_mbps"] == device.interfaces[0].speed_mbps
     assert len(raw.processors) == device.profile.cpus and raw.storages
+    tables.interfaces[99] = ("ghost", "")  # a port the device does not have
+    tables.build_plan()
+    with pytest.raises(TablesChanged):
+        await poll_device(client, device.device.address, PORT, tables)
 
 
 async def test_silent_device_times_out_within_the_timeout(net: SimNetwork, client: SnmpUdpClient) -> None:
