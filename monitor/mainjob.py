@@ -15,8 +15,10 @@ install it. Everything started here is stopped here, in reverse order.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -160,7 +162,8 @@ class MainJob:
 
     async def _start_simulation(self, trap_port: int, syslog_port: int) -> None:
         self._sim = await asyncio.create_subprocess_exec(*self.simulation.argv(trap_port, syslog_port),
-                                                         stdout=asyncio.subprocess.PIPE)
+                                                         stdout=asyncio.subprocess.PIPE,
+                                                         preexec_fn=_die_with_parent)
         assert self._sim.stdout is not None
         first = await asyncio.wait_for(self._sim.stdout.readline(), 120)
         if b"devices up" not in first:
@@ -244,6 +247,15 @@ def _publish(mqtt: MqttPublisher, records: list[Sample | Event]) -> None:
     for record in records:
         if isinstance(record, Event):
             mqtt.publish(record)
+
+
+def _die_with_parent() -> None:
+    """In the child: if the main job dies, even by SIGKILL, the simulated network stops with it (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 async def _relay(stream: asyncio.StreamReader) -> None:
