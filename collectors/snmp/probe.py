@@ -6,7 +6,9 @@ the leased line's circuit id), processors, storage areas. Every regular cycle
 then GETs exactly the instances that change — sysUpTime, eight IF-MIB columns
 per interface, processor load, storage use — in one request for most devices
 (chunked for a core router's hundred ports). No GETBULK overshoot, a third of
-the bytes, one round trip.
+the bytes, one round trip. Ports without ifXTable are polled through ifTable's
+32-bit counters and ifSpeed; an object a device leaves out is skipped, and only
+a vanished row means the tables must be learnt again.
 """
 
 from __future__ import annotations
@@ -25,16 +27,22 @@ _IFX = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)
 _HR_STORAGE = (1, 3, 6, 1, 2, 1, 25, 2, 3, 1)
 HR_PROCESSOR_LOAD: Oid = (1, 3, 6, 1, 2, 1, 25, 3, 3, 1, 2)
 
-INTERFACE_COLUMNS: dict[str, Oid] = {
+_IF_COMMON: dict[str, Oid] = {
     "oper_status": _IF + (8,),
     "in_discards": _IF + (13,),
     "in_errors": _IF + (14,),
     "out_discards": _IF + (19,),
     "out_errors": _IF + (20,),
-    "in_octets": _IFX + (6,),  # ifHCInOctets (64-bit)
-    "out_octets": _IFX + (10,),  # ifHCOutOctets
-    "speed_mbps": _IFX + (15,),  # ifHighSpeed
 }
+# Octets from the 64-bit ifXTable counters where the port has them, else ifTable's 32-bit ones;
+# speed from ifHighSpeed (Mbps) where the port is in ifXTable, else ifSpeed (bit/s, saturates at 2^32-1).
+OCTETS_HC: dict[str, Oid] = {"in_octets": _IFX + (6,), "out_octets": _IFX + (10,)}
+OCTETS_32: dict[str, Oid] = {"in_octets": _IF + (10,), "out_octets": _IF + (16,)}
+SPEED_HIGH: dict[str, Oid] = {"speed_mbps": _IFX + (15,)}
+SPEED_LEGACY: dict[str, Oid] = {"speed_bps": _IF + (5,)}
+SPEED_UNKNOWN = 2**32 - 1
+IF_DESCR: Oid = _IF + (2,)
+IF_HC_IN_OCTETS: Oid = _IFX + (6,)
 NAME_COLUMNS: dict[str, Oid] = {"name": _IFX + (1,), "alias": _IFX + (18,)}
 STORAGE_COLUMNS: dict[str, Oid] = {"units": _HR_STORAGE + (4,), "size": _HR_STORAGE + (5,),
                                    "used": _HR_STORAGE + (6,)}
@@ -51,15 +59,19 @@ class TablesChanged(SnmpError):
 class DeviceTables:
     """Which rows a device has, and their names; refreshed after a reboot or a change."""
 
-    interfaces: dict[int, tuple[str, str]] = field(default_factory=dict)  # ifIndex → (ifName, ifAlias)
+    interfaces: dict[int, tuple[str, str]] = field(default_factory=dict)  # ifIndex → (name, ifAlias)
     storages: dict[int, str] = field(default_factory=dict)  # hrStorageIndex → descr
     processors: list[int] = field(default_factory=list)  # hrDeviceIndex of each CPU
+    hc_counters: set[int] = field(default_factory=set)  # ifIndexes with 64-bit octet counters
+    in_ifx: set[int] = field(default_factory=set)  # ifIndexes present in ifXTable (ifHighSpeed)
     plan: list[tuple[Oid, str, int, str]] = field(default_factory=list)  # (oid, table, index, column)
 
     def build_plan(self) -> None:
         plan: list[tuple[Oid, str, int, str]] = [(SYS_UPTIME, "system", 0, "uptime")]
         for index in sorted(self.interfaces):
-            plan += [(column + (index,), "interface", index, name) for name, column in INTERFACE_COLUMNS.items()]
+            columns = {**_IF_COMMON, **(OCTETS_HC if index in self.hc_counters else OCTETS_32),
+                       **(SPEED_HIGH if index in self.in_ifx else SPEED_LEGACY)}
+            plan += [(column + (index,), "interface", index, name) for name, column in columns.items()]
         plan += [(HR_PROCESSOR_LOAD + (index,), "processor", index, "load") for index in self.processors]
         for index in sorted(self.storages):
             plan += [(column + (index,), "storage", index, name) for name, column in STORAGE_COLUMNS.items()]
@@ -82,13 +94,17 @@ def _text(value: Value) -> str:
 
 
 async def learn_tables(client: SnmpClient, address: str, port: int) -> DeviceTables:
-    columns = [*NAME_COLUMNS.values(), STORAGE_DESCR, HR_PROCESSOR_LOAD]
+    columns = [IF_DESCR, *NAME_COLUMNS.values(), IF_HC_IN_OCTETS, STORAGE_DESCR, HR_PROCESSOR_LOAD]
     _, rows = await walk_columns(client, address, port, columns, max_repetitions=MAX_REPETITIONS)
-    names, aliases = rows[NAME_COLUMNS["name"]], rows[NAME_COLUMNS["alias"]]
+    descrs, names, aliases = rows[IF_DESCR], rows[NAME_COLUMNS["name"]], rows[NAME_COLUMNS["alias"]]
+    hc = {i for i, v in rows[IF_HC_IN_OCTETS].items() if isinstance(v, int)}
     tables = DeviceTables(
-        {i: (_text(names.get(i)), _text(aliases.get(i))) for i in sorted(set(names) | set(aliases))},
+        {i: (_text(names.get(i)) or _text(descrs.get(i)), _text(aliases.get(i)))
+         for i in sorted(set(descrs) | set(names))},
         {i: _text(v) for i, v in rows[STORAGE_DESCR].items()},
         sorted(rows[HR_PROCESSOR_LOAD]),
+        hc,
+        set(names),
     )
     tables.build_plan()
     return tables
@@ -109,16 +125,25 @@ async def poll_device(client: SnmpClient, address: str, port: int, tables: Devic
     uptime = values[0]
     if not isinstance(uptime, int):
         raise SnmpError(f"sysUpTime missing or not a number: {uptime!r}")
-    interfaces: dict[int, dict[str, Value]] = {}
-    storages: dict[int, dict[str, Value]] = {}
+    interfaces: dict[int, dict[str, Value]] = {i: {} for i in tables.interfaces}
+    storages: dict[int, dict[str, Value]] = {i: {} for i in tables.storages}
     processors: list[int] = []
-    for (oid, table, index, column), value in zip(plan[1:], values[1:], strict=True):
+    for (_, table, index, column), value in zip(plan[1:], values[1:], strict=True):
         if isinstance(value, Missing):
-            raise TablesChanged(f"{'.'.join(map(str, oid))} is gone")
+            continue  # real agents leave out single objects (a stack port's counters): measure the rest
         if table == "interface":
-            interfaces.setdefault(index, {})[column] = value
+            interfaces[index][column] = value
         elif table == "storage":
-            storages.setdefault(index, {})[column] = value
+            storages[index][column] = value
         elif isinstance(value, int):
             processors.append(value)
+    vanished = [f"ifIndex {i}" for i, row in interfaces.items() if "oper_status" not in row]
+    vanished += [f"hrStorageIndex {i}" for i, row in storages.items() if not row]
+    if vanished:  # a whole row gone: the device was reconfigured or renumbered
+        raise TablesChanged(f"{', '.join(vanished[:3])} gone")
+    for index, row in interfaces.items():
+        row["counter_bits"] = 64 if index in tables.hc_counters else 32
+        speed_bps = row.pop("speed_bps", None)
+        if isinstance(speed_bps, int) and speed_bps < SPEED_UNKNOWN:
+            row["speed_mbps"] = speed_bps // 1_000_000
     return RawPoll(uptime, rtt_ms, interfaces, processors, storages)

@@ -10,9 +10,9 @@ from collectors.snmp.probe import DeviceTables, RawPoll
 from monitor.envelope import Event, EventType, Origin, Sample, Severity
 
 IF_UP, IF_DOWN = 1, 2
-_COUNTERS = (("in_octets", "in_bps", 8, 64), ("out_octets", "out_bps", 8, 64),
-             ("in_errors", "in_errors_ps", 1, 32), ("out_errors", "out_errors_ps", 1, 32),
-             ("in_discards", "in_discards_ps", 1, 32), ("out_discards", "out_discards_ps", 1, 32))
+_OCTETS = (("in_octets", "in_bps"), ("out_octets", "out_bps"))  # width per port: row["counter_bits"]
+_COUNTERS32 = (("in_errors", "in_errors_ps"), ("out_errors", "out_errors_ps"),
+               ("in_discards", "in_discards_ps"), ("out_discards", "out_discards_ps"))
 
 
 @dataclass
@@ -82,15 +82,18 @@ class PollConverter:
         status = _int(row.get("oper_status"))
         if status is not None:
             fields["oper_status"] = status
-        speed = _int(row.get("speed_mbps"))
+        speed = row.get("speed_mbps")
+        speed = speed if isinstance(speed, (int, float)) and not isinstance(speed, bool) and speed > 0 else None
         max_octets = speed * 125_000 if speed else None
-        for column, field_name, scale, bits in _COUNTERS:
+        octet_bits = _int(row.get("counter_bits")) or 64
+        for column, field_name, scale, bits, limit in (
+                *((c, f, 8, octet_bits, max_octets) for c, f in _OCTETS),
+                *((c, f, 1, 32, None) for c, f in _COUNTERS32)):
             value = _int(row.get(column))
             if value is None:
                 continue
             result = self.counters.update((origin.device, index, column), Reading(raw.uptime_ticks, value),
-                                          wall_time, bits=bits,
-                                          max_rate=max_octets if scale == 8 else None)
+                                          wall_time, bits=bits, max_rate=limit)
             if result.rate is not None and result.discontinuity is Discontinuity.NONE:
                 fields[field_name] = result.rate * scale
         if speed and "in_bps" in fields and "out_bps" in fields:
