@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -27,7 +28,7 @@ import pytest
 
 from monitor.localservers import MOSQUITTO, VICTORIA_METRICS, Mosquitto, VictoriaMetrics, free_port
 
-__all__ = ["Mosquitto", "RecordingWriteServer", "VictoriaMetrics", "free_port", "mosquitto_server",
+__all__ = ["Mosquitto", "RecordingWriteServer", "VictoriaMetrics", "free_port", "free_udp_port", "mosquitto_server",
            "recording_write_server", "require", "victoria_metrics_server"]
 
 def require(binary: str, package: str) -> None:
@@ -121,3 +122,10 @@ def recording_write_server() -> Iterator[RecordingWriteServer]:
         yield server
     finally:
         server.close()
+
+
+def free_udp_port() -> int:
+    """A UDP port nothing is bound to on 0.0.0.0 right now — so no simulated agent address collides either."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("0.0.0.0", 0))
+        return sock.getsockname()[1]

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from monitor.inventory.model import Inventory, Tier
+from tests.servers import free_port, free_udp_port
 from tests.snmptools import number, snmp, values
 
 ROOT = Path(__file__).resolve().parents[1]
-SNMP_PORT, TLS_PORT, CONTROL_PORT = 19161, 19443, 19100
+SNMP_PORT, TLS_PORT, CONTROL_PORT = free_udp_port(), free_port(), free_port()  # nothing else may hold them
 SYS_DESCR, SYS_UPTIME, SYS_NAME = ".1.3.6.1.2.1.1.1.0", ".1.3.6.1.2.1.1.3.0", ".1.3.6.1.2.1.1.5.0"
 
 
@@ -31,10 +32,15 @@ def main_job(tmp_path_factory: pytest.TempPathFactory):
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor.cli", "run", "--snmp-port", str(SNMP_PORT), "--tls-port", str(TLS_PORT),
          "--control", f"127.0.0.1:{CONTROL_PORT}", "--state-dir", str(state)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
-    banner = [proc.stdout.readline() for _ in range(6)]
-    assert "devices up" in banner[0], banner + [proc.stderr.read() if proc.poll() is not None else ""]
+    banner: list[str] = []
+    while not any("firewall syslog to" in line for line in banner):  # the banner's last line
+        line = proc.stdout.readline()
+        if not line:
+            break
+        banner.append(line)
+    assert any("devices up" in line for line in banner), banner
     yield proc, "".join(banner)
     if proc.poll() is None:
         proc.kill()

@@ -24,10 +24,10 @@ import pytest
 from monitor.inventory import save_inventory
 from monitor.inventory.model import Inventory
 from monitor.localservers import MOSQUITTO, VICTORIA_METRICS
-from tests.servers import require
+from tests.servers import free_port, free_udp_port, require
 
 ROOT = Path(__file__).resolve().parents[1]
-SNMP_PORT, TLS_PORT, CONTROL_PORT = 28161, 28443, 28100
+SNMP_PORT, TLS_PORT, CONTROL_PORT = free_udp_port(), free_port(), free_port()  # nothing else may hold them
 
 
 @pytest.fixture(scope="module")
