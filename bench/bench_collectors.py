@@ -123,6 +123,26 @@ class Window:
                 "machine_cores": (total - self.machine[1]) / wall, "loadavg": loadavg()}
 
 
+async def timeline(samples: list[dict[str, float]], count: Any, cpu: Any, seconds: float) -> None:
+    """Every INTERVAL: polls done and CPU used in it, to show how steady the steady state is."""
+    last_count, last_cpu, last = count(), cpu(), time.monotonic()
+    for _ in range(int(seconds / INTERVAL) + 1):  # bounded
+        await asyncio.sleep(INTERVAL)
+        now_count, now_cpu, now = count(), cpu(), time.monotonic()
+        polls = now_count - last_count
+        samples.append({"polls_per_second": round(polls / (now - last), 1),
+                         "cpu_s_per_1000_polls": round((now_cpu - last_cpu) / polls * 1000, 4) if polls else None})
+        last_count, last_cpu, last = now_count, now_cpu, now
+
+
+def spread(samples: list[dict[str, float]]) -> dict[str, Any]:
+    values = sorted(v["cpu_s_per_1000_polls"] for v in samples if v["cpu_s_per_1000_polls"] is not None)
+    if not values:
+        return {}
+    return {"per_interval_cpu_s_per_1000_polls": {"min": values[0], "median": values[len(values) // 2],
+                                                  "max": values[-1], "n": len(values)}}
+
+
 # --- the simulation --------------------------------------------------------------
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -276,8 +296,12 @@ async def jukimon_phase(version: str, sim_pid: int, snmp_port: int, tls_port: in
         before = (Counter(counts), stats.started, stats.completed, stats.failed, stats.missed, Counter(client.stats))
         stats.max_start_lag, stats.lag_sum, stats.lag_count = 0.0, 0.0, 0  # steady-state lag only
         window = Window({"simulation": sim_pid})
+        steps: list[dict[str, float]] = []
+        sampler = asyncio.get_running_loop().create_task(
+            timeline(steps, lambda: counts["poll_ok"], time.process_time, seconds - warmup))
         await asyncio.sleep(seconds - warmup)
         measured = window.close()
+        sampler.cancel()
         after = (Counter(counts), stats.started, stats.completed, stats.failed, stats.missed, Counter(client.stats))
     finally:
         await service.stop()
@@ -329,6 +353,8 @@ async def jukimon_phase(version: str, sim_pid: int, snmp_port: int, tls_port: in
                       "simulation_cpu_seconds": round(whole["cpu"]["simulation"], 2),
                       "polls_ok": after[0]["poll_ok"], "records": dict(after[0])},
         **proc_rss_mb(),
+        **spread(steps),
+        "timeline": steps,
         "_plans": {"plans": [list(plan) for plan in plans], "device_plan": device_plan},
     }
 
@@ -577,6 +603,8 @@ async def scraper_phase(exporter_pid: int, exporter_port: int, sim_pid: int, tar
     end = start + seconds
     window: Window | None = None
     before: Counter[str] = Counter()
+    steps: list[dict[str, float]] = []
+    sampler: asyncio.Task[None] | None = None
     cycle_base = (start // INTERVAL) * INTERVAL
     for cycle in range(int(seconds / INTERVAL) + 3):  # bounded: one pass of the grid per cycle
         base = cycle_base + cycle * INTERVAL
@@ -591,6 +619,8 @@ async def scraper_phase(exporter_pid: int, exporter_port: int, sim_pid: int, tar
                 measuring = True
                 before = Counter(counts)
                 window = Window({"exporter": exporter_pid, "simulation": sim_pid})
+                sampler = asyncio.get_running_loop().create_task(
+                    timeline(steps, lambda: counts["ok"], lambda: proc_cpu(exporter_pid), end - now))
             if due > now:
                 await asyncio.sleep(due - now)
             if i in running:
@@ -605,6 +635,8 @@ async def scraper_phase(exporter_pid: int, exporter_port: int, sim_pid: int, tar
     assert window is not None, "--seconds must exceed --warmup"
     measured = window.close()
     after = Counter(counts)
+    if sampler is not None:
+        sampler.cancel()
     for task in list(tasks):
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -642,6 +674,8 @@ async def scraper_phase(exporter_pid: int, exporter_port: int, sim_pid: int, tar
                                   - (exporter_cpu + sim_cpu + measured["cpu"]["self"]) / wall, 2),
         "loadavg_end": measured["loadavg"],
         "scraper_rss_mb": proc_rss_mb()["rss_mb"],
+        **spread(steps),
+        "timeline": steps,
     }
 
 
@@ -737,6 +771,34 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def summarize(report: dict[str, Any], modes: list[str], version: str) -> dict[str, Any]:
+    """Jukimon polls per CPU-second / the exporter's, pooled over the rounds (and per round)."""
+    ratios: dict[str, Any] = {}
+    compared_runs = [r for r in report["runs"] if r.get("round") is not None]
+    ours = [r for r in compared_runs if r["side"] == "jukimon"]
+    for mode in modes:
+        theirs = [r for r in compared_runs if r["side"] != "jukimon" and r["mode"] == mode]
+        if not ours or not theirs:
+            continue
+        pooled_ours = sum(r["polls_ok"] for r in ours) / sum(r["cpu_seconds"] for r in ours)
+        pooled_theirs = sum(r["scrapes_ok"] for r in theirs) / max(1e-9, sum(r["cpu_seconds"] for r in theirs))
+        per_round = {}
+        for r in theirs:
+            mine = next((o for o in ours if o["round"] == r["round"]), None)
+            if mine and r["polls_per_cpu_second"]:
+                per_round[r["round"]] = round(mine["polls_per_cpu_second"] / r["polls_per_cpu_second"], 2)
+        ratios[f"{mode}_{version}"] = {
+            "ratio": round(pooled_ours / pooled_theirs, 2), "per_round": per_round,
+            "jukimon_polls_per_cpu_second": round(pooled_ours, 1),
+            "exporter_polls_per_cpu_second": round(pooled_theirs, 1)}
+    report["ratio_polls_per_cpu_second"] = ratios
+    return ratios
+
+
+def partial_path(output: Path) -> Path:
+    return output.with_name(output.stem + ".partial.json")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=180.0, help="length of each phase, warm-up included")
@@ -788,6 +850,12 @@ def main() -> int:
         plans: dict[str, Any] = {}
         modules: dict[str, list[str]] = {}
 
+        def save_partial() -> None:  # what is done so far survives an interrupted run
+            summarize(report, modes, args.exporter_version)
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            partial_path(args.output).write_text(json.dumps({**report, "complete": False}, indent=1,
+                                                            ensure_ascii=False) + "\n")
+
         def jukimon(version: str, round_: int | None) -> None:
             print(f"Jukimon {version}: {args.seconds:.0f} s ...", flush=True)
             result = run_child(jukimon_child, (version, sim.pid, sim.snmp_port, sim.tls_port, args.seconds,
@@ -797,6 +865,7 @@ def main() -> int:
                 plans.update(learned)
             result["round"] = round_
             report["runs"].append(result)
+            save_partial()
             print(table([result]).splitlines()[-1], flush=True)
 
         def exporter(mode: str, round_: int) -> None:
@@ -806,6 +875,7 @@ def main() -> int:
             result = exporter_phase(mode, args.exporter_version, sim, plans, modules, args, work)
             result["round"] = round_
             report["runs"].append(result)
+            save_partial()
             print(table([result]).splitlines()[-1], flush=True)
 
         def write_config() -> None:
@@ -827,6 +897,7 @@ def main() -> int:
                 jukimon(version, None)
         if compared is not None:
             report["exporter_version"] = exporter_version()
+            report["exporter_env"] = {k: os.environ[k] for k in ("GOMAXPROCS", "GOGC", "GODEBUG") if k in os.environ}
             for round_ in range(1, args.rounds + 1):  # Jukimon and the exporter, one after the other
                 steps = [("jukimon", compared)] + [("exporter", mode) for mode in modes]
                 if round_ % 2 == 0 and plans:
@@ -839,27 +910,11 @@ def main() -> int:
     finally:
         sim.stop()
     report["loadavg_end"] = loadavg()
-    ratios: dict[str, Any] = {}
-    compared_runs = [r for r in report["runs"] if r.get("round") is not None]
-    ours = [r for r in compared_runs if r["side"] == "jukimon"]
-    for mode in modes:
-        theirs = [r for r in compared_runs if r["side"] != "jukimon" and r["mode"] == mode]
-        if not ours or not theirs:
-            continue
-        pooled_ours = sum(r["polls_ok"] for r in ours) / sum(r["cpu_seconds"] for r in ours)
-        pooled_theirs = sum(r["scrapes_ok"] for r in theirs) / max(1e-9, sum(r["cpu_seconds"] for r in theirs))
-        per_round = {}
-        for r in theirs:
-            mine = next((o for o in ours if o["round"] == r["round"]), None)
-            if mine and r["polls_per_cpu_second"]:
-                per_round[r["round"]] = round(mine["polls_per_cpu_second"] / r["polls_per_cpu_second"], 2)
-        ratios[f"{mode}_{args.exporter_version}"] = {
-            "ratio": round(pooled_ours / pooled_theirs, 2), "per_round": per_round,
-            "jukimon_polls_per_cpu_second": round(pooled_ours, 1),
-            "exporter_polls_per_cpu_second": round(pooled_theirs, 1)}
-    report["ratio_polls_per_cpu_second"] = ratios
+    report["complete"] = True
+    ratios = summarize(report, modes, args.exporter_version)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    partial_path(args.output).unlink(missing_ok=True)
     print()
     print(table(report["runs"]))
     for key, ratio in ratios.items():

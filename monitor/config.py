@@ -56,12 +56,20 @@ class SnmpSettings:
             raise ConfigError(f"{key}.priv_protocol: only AES (AES-128-CFB) is supported")
 
 
+DEFAULT_INTERVALS = {
+    **{role.value: 30.0 for role in Role if role.serves_tls},
+    **{role: 10.0 for role in ("router", "fw", "prefecture_core", "prefecture_fw", "aggregation_fw", "national_fw")},
+}
+
+
 @dataclass(frozen=True)
 class CollectorSettings:
     concurrency: int = 256
     timeout: float = 2.0
     retries: int = 1
-    intervals: dict[str, float] = field(default_factory=dict)  # role → seconds (default 10)
+    # role → seconds. Lines (routers) and firewalls every 10 s, as the NOC needs to confirm a cut within
+    # seconds; servers every 30 s (their faults also show on the firewall and lines in front of them).
+    intervals: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_INTERVALS))
     device_intervals: dict[str, float] = field(default_factory=dict)  # device id → seconds
     default_interval: float = 10.0
     tls_interval: float = 300.0

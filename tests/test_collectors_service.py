@@ -53,7 +53,8 @@ class Recorder:
 
 
 def fast_settings() -> CollectorSettings:
-    return dataclasses.replace(CollectorSettings(), default_interval=1.0, tls_interval=2.0, timeout=0.4, retries=0)
+    return dataclasses.replace(CollectorSettings(), intervals={}, default_interval=1.0, tls_interval=2.0,
+                               timeout=0.4, retries=0)
 
 
 async def running_service(inventory: Inventory, recorder: Recorder) -> CollectorService:

@@ -20,6 +20,7 @@ def test_defaults_poll_routers_and_firewalls_every_10_seconds() -> None:
     config = load_config(None)
     assert config.collectors.interval_for("x", Role.ROUTER) == 10.0
     assert config.collectors.interval_for("x", Role.FW) == 10.0
+    assert config.collectors.interval_for("x", Role.CS) == 30.0 and config.collectors.interval_for("x", Role.PREFECTURE_FW) == 10.0
     assert config.outputs.mqtt is None and config.collectors.snmp.version == "3"
 
 
