@@ -39,6 +39,7 @@ import ssl
 import time
 from typing import Any
 
+from collectors.outputs.worker import finish_or_cancel
 from monitor.envelope import Event, EventType, Sample, encode
 from monitor.logs import fields as log_fields
 
@@ -119,11 +120,7 @@ class MqttPublisher:
         self._stopping = True
         self._stop_deadline = time.monotonic() + timeout
         self._wake.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout + self.ack_timeout + 1)
-        except (asyncio.TimeoutError, Exception):  # noqa: B014 - whatever ended it, make sure it is gone
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await finish_or_cancel(self._task, timeout + self.ack_timeout + 1)
         self._task = None
         if self._queue:
             log.warning("mqtt publisher stopped with unsent records",

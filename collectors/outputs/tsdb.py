@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
+from collectors.outputs.worker import finish_or_cancel
 from monitor.envelope import Sample
 from monitor.logs import fields as log_fields
 
@@ -241,11 +242,7 @@ class TsdbWriter:
         self._stopping = True
         self._stop_deadline = time.monotonic() + timeout
         self._wake.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout + self.timeout + 5)
-        except (asyncio.TimeoutError, Exception):  # noqa: B014 - any failure of the task ends it
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await finish_or_cancel(self._task, timeout + self.timeout + 5)
         self._task = None
         while self._pending:  # the task died before spooling them: keep them anyway
             batch, count = self._take(self.batch_size)
