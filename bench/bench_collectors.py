@@ -2,20 +2,20 @@
 
     .venv/bin/python bench/bench_collectors.py [--seconds 180] [--warmup 60]
         [--version v3|v2c|both] [--exporter-version v2c|v3] [--exporter-modes get,walk]
-        [--skip-exporter] [--tls]
+        [--rounds 1] [--cadence uniform|settings] [--skip-exporter] [--tls]
 
 One run, one simulated national network (`jukimon simnet run`, 8,798 SNMP agents on
 127.x, in a child process), then one phase after the other against it — never two at
 once, the machine has two cores:
 
-1. Jukimon: `CollectorService` with the inventory's cadence (every device every 10 s,
-   ~880 polls/s) and counting sinks, in a fresh process per SNMP version. The first
-   `--warmup` seconds (SNMPv3 discovery, table learning for every device) are not
+1. Jukimon: `CollectorService` (every device every 10 s, 879.8 polls/s — or with
+   --cadence settings the collectors' per-role defaults) and a counting sink, in a fresh
+   process per phase. The first `--warmup` seconds (SNMPv3 discovery, table learning for every device) are not
    measured; the steady state after them is: polls/s, CPU seconds per 1,000 polls of the
    collector process (time.process_time()) and of the simulation (/proc), missed
    cycles, failures, start lag, RSS.
 2. prometheus-snmp-exporter (Debian's /usr/bin/prometheus-snmp-exporter, 0.21) with
-   bench/snmp_exporter/snmp-<version>.yml, written by this script from the collectors' own
+   bench/snmp_exporter/snmp.yml (v2c and v3 modules), written by this script from the collectors' own
    per-device poll plans (collectors/snmp/probe.py, as learned in phase 1): sysUpTime.0,
    eight IF-MIB columns per interface, hrProcessorLoad, hrStorageAllocationUnits/Size/Used.
    Two kinds of module: `get` — one per device shape, a GET of exactly the instances the
@@ -24,7 +24,7 @@ once, the machine has two cores:
    checked first: for a few devices it must return one sample per object the collectors poll.
    A scraper (its own process, asyncio, HTTP/1.1 keep-alive, no gzip, at most
    --concurrency requests in flight) asks GET /snmp?target=ADDR:PORT&module=M for
-   every device every 10 s on the same evenly spread grid. The exporter's CPU per
+   every device at the same cadence on the same evenly spread grid. The exporter's CPU per
    1,000 successful scrapes (HTTP 200) is read from /proc; the scraper's own CPU is
    reported but counted for neither side.
 
@@ -52,6 +52,8 @@ import threading
 import time
 import traceback
 import zlib
+from heapq import heapify, heapreplace
+from math import floor
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -62,7 +64,7 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results" / "collectors.json"
 EXPORTER_DIR = ROOT / "bench" / "snmp_exporter"
 EXPORTER_BIN = "/usr/bin/prometheus-snmp-exporter"
-INTERVAL = 10.0  # the inventory's default cadence, for both sides
+INTERVAL = 10.0  # --cadence uniform: every device every 10 s, on both sides; also the timeline's step
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 COMMUNITY = "public"
@@ -252,19 +254,36 @@ def _child_main(coro_fn: Any, args: tuple[Any, ...], results: Any) -> None:
         results.put(("error", traceback.format_exc()))
 
 
+# --- cadence -----------------------------------------------------------------------------
+
+def collector_settings(cadence: str) -> Any:
+    """uniform: every device every INTERVAL s (the full-scale worst case); settings: the product's
+    per-role defaults (CollectorSettings()). The exporter's scraper follows the same intervals."""
+    from monitor.config import CollectorSettings
+
+    return CollectorSettings() if cadence == "settings" else CollectorSettings(intervals={}, default_interval=INTERVAL)
+
+
+def device_intervals(cadence: str) -> dict[str, float]:
+    from monitor.inventory import default_inventory
+
+    settings = collector_settings(cadence)
+    return {d.id: settings.interval_for(d.id, d.role) for d in default_inventory().polled_devices()
+            if d.address is not None}
+
+
 # --- 1. Jukimon ------------------------------------------------------------------------
 
 def jukimon_child(version: str, sim_pid: int, snmp_port: int, tls_port: int, seconds: float,
-                  warmup: float, tls: bool, results: Any) -> None:
-    _child_main(jukimon_phase, (version, sim_pid, snmp_port, tls_port, seconds, warmup, tls), results)
+                  warmup: float, tls: bool, cadence: str, results: Any) -> None:
+    _child_main(jukimon_phase, (version, sim_pid, snmp_port, tls_port, seconds, warmup, tls, cadence), results)
 
 
 async def jukimon_phase(version: str, sim_pid: int, snmp_port: int, tls_port: int, seconds: float,
-                        warmup: float, tls: bool) -> dict[str, Any]:
+                        warmup: float, tls: bool, cadence: str) -> dict[str, Any]:
     from collectors.service import CollectorService
     from collectors.snmp.client import Credentials
     from collectors.snmp.udp_client import SnmpUdpClient
-    from monitor.config import CollectorSettings
     from monitor.inventory import default_inventory
 
     inventory = default_inventory()
@@ -282,7 +301,7 @@ async def jukimon_phase(version: str, sim_pid: int, snmp_port: int, tls_port: in
         credentials = Credentials("3", user=V3_USER, auth_key=AUTH_KEY, priv_key=PRIV_KEY)
     else:
         credentials = Credentials("2c", community=COMMUNITY)
-    settings = CollectorSettings()
+    settings = collector_settings(cadence)
     client = SnmpUdpClient(credentials, timeout=settings.timeout, retries=settings.retries)
     service = CollectorService(inventory, settings, client, [sink], snmp_port=snmp_port, tls_port=tls_port)
     if not tls:  # the exporter has nothing like the TLS probes: SNMP only, unless asked
@@ -329,7 +348,8 @@ async def jukimon_phase(version: str, sim_pid: int, snmp_port: int, tls_port: in
         "seconds": seconds,
         "warmup_seconds": warmup,
         "measured_seconds": round(wall, 1),
-        "target_polls_per_second": round(len(devices) / INTERVAL, 1),
+        "cadence": cadence,
+        "target_polls_per_second": round(sum(1 / settings.interval_for(d.id, d.role) for d in devices), 1),
         "polls_per_second": round(polls / wall, 1),
         "polls_ok": polls,
         "polls_failed": failed_polls,
@@ -557,15 +577,16 @@ def count_samples(body: bytes) -> int:
     return sum(1 for line in body.split(b"\n") if line and not line.startswith((b"#", b"snmp_scrape_")))
 
 
-def scraper_child(exporter_pid: int, exporter_port: int, sim_pid: int, targets: list[tuple[str, str, str]],
+def scraper_child(exporter_pid: int, exporter_port: int, sim_pid: int, targets: list[tuple[str, str, str, float]],
                   seconds: float, warmup: float, concurrency: int, results: Any) -> None:
     _child_main(scraper_phase, (exporter_pid, exporter_port, sim_pid, targets, seconds, warmup, concurrency),
                 results)
 
 
-async def scraper_phase(exporter_pid: int, exporter_port: int, sim_pid: int, targets: list[tuple[str, str, str]],
-                        seconds: float, warmup: float, concurrency: int) -> dict[str, Any]:
-    """targets: (device id, "addr:port", module). Every target every INTERVAL s on a fixed grid."""
+async def scraper_phase(exporter_pid: int, exporter_port: int, sim_pid: int,
+                        targets: list[tuple[str, str, str, float]], seconds: float, warmup: float,
+                        concurrency: int) -> dict[str, Any]:
+    """targets: (device id, "addr:port", module, interval s). Each on its own fixed grid, as the collectors."""
     idle: list[HttpConnection] = []
     limit = asyncio.Semaphore(concurrency)
     running: set[int] = set()
@@ -576,7 +597,7 @@ async def scraper_phase(exporter_pid: int, exporter_port: int, sim_pid: int, tar
     measuring = False
 
     async def scrape(i: int, due: float) -> None:
-        device_id, target, module = targets[i]
+        device_id, target, module, _ = targets[i]
         try:
             async with limit:
                 started = time.time()
@@ -597,41 +618,40 @@ async def scraper_phase(exporter_pid: int, exporter_port: int, sim_pid: int, tar
         finally:
             running.discard(i)
 
-    order = sorted(range(len(targets)), key=lambda i: _grid_offset(targets[i][0]))
-    offsets = [_grid_offset(targets[i][0]) for i in order]
     start = time.time()
     end = start + seconds
     window: Window | None = None
     before: Counter[str] = Counter()
     steps: list[dict[str, float]] = []
     sampler: asyncio.Task[None] | None = None
-    cycle_base = (start // INTERVAL) * INTERVAL
-    for cycle in range(int(seconds / INTERVAL) + 3):  # bounded: one pass of the grid per cycle
-        base = cycle_base + cycle * INTERVAL
-        for i, offset in zip(order, offsets, strict=True):
-            due = base + offset
-            if due < start:
-                continue
-            now = time.time()
-            if due >= end:
-                break
-            if not measuring and now >= start + warmup:
-                measuring = True
-                before = Counter(counts)
-                window = Window({"exporter": exporter_pid, "simulation": sim_pid})
-                sampler = asyncio.get_running_loop().create_task(
-                    timeline(steps, lambda: counts["ok"], lambda: proc_cpu(exporter_pid), end - now))
-            if due > now:
-                await asyncio.sleep(due - now)
-            if i in running:
-                counts["missed"] += 1
-                continue
-            running.add(i)
-            task = asyncio.get_running_loop().create_task(scrape(i, due))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        if base + INTERVAL >= end:
+    heap = []
+    for i, (device_id, _, _, interval) in enumerate(targets):
+        offset = _grid_offset(device_id, interval)
+        heap.append((offset + (floor((start - offset) / interval) + 1) * interval, i))
+    heapify(heap)
+    for _ in range(int(sum(seconds / t[3] + 2 for t in targets))):  # bounded: at most every due time once
+        due, i = heap[0]
+        if due >= end:
             break
+        heapreplace(heap, (due + targets[i][3], i))
+        now = time.time()
+        if not measuring and now >= start + warmup:
+            measuring = True
+            before = Counter(counts)
+            window = Window({"exporter": exporter_pid, "simulation": sim_pid})
+            sampler = asyncio.get_running_loop().create_task(
+                timeline(steps, lambda: counts["ok"], lambda: proc_cpu(exporter_pid), end - now))
+        if due > now:
+            await asyncio.sleep(due - now)
+        if i in running:
+            counts["missed"] += 1
+            continue
+        running.add(i)
+        task = asyncio.get_running_loop().create_task(scrape(i, due))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if time.time() < end:
+        await asyncio.sleep(end - time.time())
     assert window is not None, "--seconds must exceed --warmup"
     measured = window.close()
     after = Counter(counts)
@@ -679,10 +699,10 @@ async def scraper_phase(exporter_pid: int, exporter_port: int, sim_pid: int, tar
     }
 
 
-def _grid_offset(device_id: str) -> float:
-    """Where in the interval a device is scraped: the same spread as the collectors' scheduler."""
+def _grid_offset(device_id: str, interval: float) -> float:
+    """Where in its interval a device is scraped: the same spread as the collectors' scheduler."""
     digest = zlib.crc32(repr((device_id, "snmp")).encode())
-    return (digest % 10_000) / 10_000 * INTERVAL
+    return (digest % 10_000) / 10_000 * interval
 
 
 def verify_exporter(port: int, checks: list[tuple[str, str, int]]) -> list[dict[str, Any]]:
@@ -710,7 +730,9 @@ def exporter_phase(mode: str, version: str, sim: Simulation, plans: dict[str, An
     missing = [d.id for d in devices if d.id not in device_plan]
     if missing:
         raise RuntimeError(f"{len(missing)} devices without a learned plan (e.g. {missing[:3]})")
-    targets = [(d.id, f"{d.address}:{sim.snmp_port}", modules[mode][device_plan[d.id]]) for d in devices]
+    intervals = device_intervals(args.cadence)
+    targets = [(d.id, f"{d.address}:{sim.snmp_port}", modules[mode][device_plan[d.id]], intervals[d.id])
+               for d in devices]
     exporter = Exporter(exporter_config_path(), work / f"exporter-{mode}-{version}.log")
     try:
         exporter.start()
@@ -728,7 +750,8 @@ def exporter_phase(mode: str, version: str, sim: Simulation, plans: dict[str, An
     finally:
         exporter.stop()
     return {"side": "prometheus-snmp-exporter", "mode": mode, "snmp_version": version, "devices": len(targets),
-            "modules": len({t[2] for t in targets}), "target_polls_per_second": round(len(targets) / INTERVAL, 1),
+            "modules": len({t[2] for t in targets}), "cadence": args.cadence,
+            "target_polls_per_second": round(sum(1 / t[3] for t in targets), 1),
             "seconds": args.seconds, "warmup_seconds": args.warmup, "concurrency": args.concurrency,
             "verification": verification, **result}
 
@@ -812,6 +835,9 @@ def main() -> int:
                         help="repeat the comparison (Jukimon, then the exporter; order alternates)")
     parser.add_argument("--skip-exporter", action="store_true")
     parser.add_argument("--tls", action="store_true", help="keep the collectors' TLS probes (not compared)")
+    parser.add_argument("--cadence", choices=("uniform", "settings"), default="uniform",
+                        help="uniform: every device every 10 s (the full-scale worst case, default); settings: "
+                             "the collectors' per-role defaults — both sides follow it")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.seconds <= args.warmup:
@@ -833,7 +859,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"benchmark": "collectors", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                               "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(),
-                              "loadavg_start": loadavg(), "interval_s": INTERVAL, "runs": []}
+                              "loadavg_start": loadavg(), "cadence": args.cadence, "runs": []}
     sim = Simulation(args.tls, work / "simnet-state", work / "simnet.log")
     try:
         began = time.monotonic()
@@ -859,7 +885,7 @@ def main() -> int:
         def jukimon(version: str, round_: int | None) -> None:
             print(f"Jukimon {version}: {args.seconds:.0f} s ...", flush=True)
             result = run_child(jukimon_child, (version, sim.pid, sim.snmp_port, sim.tls_port, args.seconds,
-                                               args.warmup, args.tls), timeout=args.seconds + 180)
+                                               args.warmup, args.tls, args.cadence), timeout=args.seconds + 180)
             learned = result.pop("_plans")
             if not plans:
                 plans.update(learned)
