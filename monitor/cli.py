@@ -17,10 +17,11 @@ def _registrars() -> list[Registrar]:
     from collectors.cli import register as poll
     from collectors.syslog.cli import register as syslog
     from monitor.inventory.cli import register as inventory
+    from monitor.lifecycle_cli import register as lifecycle
     from monitor.run import register as run
     from simnet.cli import register as simnet
 
-    return [run, inventory, simnet, poll, syslog]
+    return [run, inventory, simnet, poll, syslog, lifecycle]
 
 
 def build_parser() -> argparse.ArgumentParser:

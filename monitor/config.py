@@ -20,6 +20,7 @@ may be given as ``env:NAME`` so that they stay out of the file.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -27,11 +28,10 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
+from monitor.configerror import ConfigError
 from monitor.inventory.model import Role
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot be used; the message names file and key."""
+from monitor.lifecycle import LifecycleSettings
+from monitor.schedule.window import WindowSettings
 
 
 @dataclass(frozen=True)
@@ -118,14 +118,36 @@ class OutputSettings:
     spool_dir: Path = Path("state/spool")
 
 
+STORE_URLS = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Where the monitor keeps state, conditions, maintenance and history across restarts."""
+
+    url: str = "sqlite+aiosqlite:///state/jukimon.db"  # or postgresql+asyncpg://user:env-resolved-pw@host/db
+    transitions_keep_days: float = 90.0
+
+    def check(self, key: str) -> None:
+        if not self.url.startswith(STORE_URLS):
+            raise ConfigError(f"{key}.url: must start with {' or '.join(STORE_URLS)}")
+        _positive(f"{key}.transitions_keep_days", self.transitions_keep_days)
+
+
 @dataclass(frozen=True)
 class Config:
     collectors: CollectorSettings = field(default_factory=CollectorSettings)
     outputs: OutputSettings = field(default_factory=OutputSettings)
+    schedule: WindowSettings = field(default_factory=WindowSettings)
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     source: str = "<defaults>"
 
     def check(self) -> "Config":
         self.collectors.check("collectors")
+        self.schedule.check("schedule")
+        self.lifecycle.check("lifecycle")
+        self.store.check("store")
         return self
 
 
@@ -180,7 +202,12 @@ def _coerce(default: Any, hint: Any, value: Any, key: str) -> Any:
     if get_origin(target) is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping")
-        return {str(k): _scalar(float, v, f"{key}.{k}") for k, v in value.items()}
+        kind = get_args(target)[1]
+        return {str(k): _scalar(kind, v, f"{key}.{k}") for k, v in value.items()}
+    if get_origin(target) is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list")
+        return tuple(_scalar(get_args(target)[0], v, f"{key}[{i}]") for i, v in enumerate(value))
     return _scalar(target, value, key)
 
 
@@ -192,6 +219,8 @@ def _scalar(kind: Any, value: Any, key: str) -> Any:
         value = os.environ[name]
     if kind is Path:
         return Path(str(value))
+    if kind is str and isinstance(value, dt.date):  # YAML reads an unquoted 2026-12-29 as a date
+        return value.isoformat()
     if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if kind is int and isinstance(value, int) and not isinstance(value, bool):

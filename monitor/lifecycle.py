@@ -24,6 +24,7 @@ from monitor.envelope import Severity
 from monitor.inventory.model import Device, Inventory
 from monitor.logs import fields
 from monitor.state.model import Condition, ConditionKind
+from monitor.configerror import ConfigError
 
 log = logging.getLogger("jukimon.lifecycle")
 
@@ -59,7 +60,6 @@ class LifecycleSettings:
 
     def check(self, key: str) -> None:
         # Imported here: monitor.config imports this module to embed the settings.
-        from monitor.config import ConfigError
 
         for name in ("support", "cert"):
             warn, critical = getattr(self, f"warn_days_{name}"), getattr(self, f"critical_days_{name}")

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
-from monitor.config import ConfigError
+from monitor.configerror import ConfigError
 
 _DAY = 86_400
 _PREFECTURES = frozenset(f"{n:02d}" for n in range(1, 48))

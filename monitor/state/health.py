@@ -1,0 +1,189 @@
+"""What one device's own observations say about it: alive or not (with hysteresis), flapping, degraded.
+
+The collectors report every poll (``poll`` sample: ok or not) and what the device
+answered (system, interface, host, storage samples). This module turns that into
+the device's *observed* health, before the dependency graph, the operating window
+or maintenance are taken into account (that is ``monitor.state.judge``):
+
+- alive: N consecutive failed polls to go dead, M successes to come back
+  (per role), so one lost UDP answer is not an outage;
+- flapping: too many alive/dead changes within a window — one FLAPPING
+  condition instead of a stream of alarms, until it has been quiet a window long;
+- degraded: interface errors, latency, CPU, memory or disk above thresholds,
+  each held for its sustain time before it counts, so a spike is not an alarm.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.configerror import ConfigError
+from monitor.envelope import Sample
+
+
+@dataclass(frozen=True)
+class Threshold:
+    limit: float
+    sustain: float = 0.0  # seconds above the limit before it counts
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    down_after: int = 2  # consecutive failed polls (the collectors re-check a failure within seconds)
+    up_after: int = 1
+    down_after_by_role: dict[str, int] = field(default_factory=dict)
+    up_after_by_role: dict[str, int] = field(default_factory=dict)
+    flap_window: float = 600.0  # seconds
+    flap_changes: int = 4  # this many alive/dead changes within the window: flapping
+    cpu_pct: Threshold = field(default_factory=lambda: Threshold(90.0, 60.0))
+    disk_pct: Threshold = field(default_factory=lambda: Threshold(90.0, 0.0))
+    if_errors_ps: Threshold = field(default_factory=lambda: Threshold(1.0, 30.0))
+    rtt_ms: Threshold = field(default_factory=lambda: Threshold(500.0, 30.0))
+    loss: Threshold = field(default_factory=lambda: Threshold(0.2, 30.0))
+
+    def check(self, key: str) -> None:
+        for name in ("down_after", "up_after", "flap_changes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{key}.{name}: must be at least 1")
+        for name, table in (("down_after_by_role", self.down_after_by_role),
+                            ("up_after_by_role", self.up_after_by_role)):
+            for role, count in table.items():
+                if count < 1:
+                    raise ConfigError(f"{key}.{name}.{role}: must be at least 1")
+        if self.flap_window <= 0:
+            raise ConfigError(f"{key}.flap_window: must be a number > 0")
+
+
+@dataclass
+class _Sustained:
+    """A metric above its limit since when (None: not above)."""
+
+    since: float | None = None
+    value: float = 0.0
+
+
+@dataclass
+class DeviceHealth:
+    alive: bool | None = None  # None: no verdict yet
+    fail_streak: int = 0
+    ok_streak: int = 0
+    first_failure: float | None = None  # start of the current failure streak
+    last_ok: float = 0.0  # time of the last successful poll
+    last_poll: float = 0.0
+    changes: deque[float] = field(default_factory=deque)  # times of alive/dead changes, within the window
+    above: dict[str, _Sustained] = field(default_factory=dict)  # metric key → since when above
+    degraded: dict[str, str] = field(default_factory=dict)  # metric key → human detail
+    last_reboot: float | None = None
+
+    def checkpoint(self) -> dict[str, Any]:
+        """What must survive a restart so that it neither re-raises nor forgets a verdict."""
+        return {"alive": self.alive, "last_ok": self.last_ok, "changes": list(self.changes),
+                "last_reboot": self.last_reboot}
+
+    @classmethod
+    def restore(cls, data: dict[str, Any]) -> "DeviceHealth":
+        return cls(alive=data.get("alive"), last_ok=float(data.get("last_ok") or 0.0),
+                   changes=deque(float(t) for t in data.get("changes", ())), last_reboot=data.get("last_reboot"))
+
+
+class HealthTracker:
+    """Observed health of every device; the methods return True when the verdict changed."""
+
+    def __init__(self, settings: HealthSettings | None = None):
+        self.settings = settings or HealthSettings()
+        self.devices: dict[str, DeviceHealth] = {}
+
+    def of(self, device_id: str) -> DeviceHealth:
+        health = self.devices.get(device_id)
+        if health is None:
+            health = self.devices[device_id] = DeviceHealth()
+        return health
+
+    def observe_poll(self, device_id: str, role: str, ok: bool, ts: float) -> bool:
+        health = self.of(device_id)
+        health.last_poll = ts
+        s = self.settings
+        if ok:
+            health.last_ok = ts
+            health.ok_streak += 1
+            health.fail_streak = 0
+            health.first_failure = None
+            if health.alive is not True and health.ok_streak >= s.up_after_by_role.get(role, s.up_after):
+                return self._set_alive(health, True, ts)
+            return False
+        health.fail_streak += 1
+        health.ok_streak = 0
+        if health.first_failure is None:
+            health.first_failure = ts
+        if health.alive is not False and health.fail_streak >= s.down_after_by_role.get(role, s.down_after):
+            return self._set_alive(health, False, ts)
+        return False
+
+    def _set_alive(self, health: DeviceHealth, alive: bool, ts: float) -> bool:
+        if health.alive is not None:  # the first verdict is not a change
+            health.changes.append(ts)
+        health.alive = alive
+        return True
+
+    def flapping(self, device_id: str, now: float) -> bool:
+        health = self.devices.get(device_id)
+        if health is None:
+            return False
+        while health.changes and health.changes[0] < now - self.settings.flap_window:
+            health.changes.popleft()
+        return len(health.changes) >= self.settings.flap_changes
+
+    def observe_reboot(self, device_id: str, ts: float) -> None:
+        self.of(device_id).last_reboot = ts
+
+    def observe_sample(self, device_id: str, sample: Sample) -> bool:
+        """Thresholds on what the device answered; True when its set of degradations changed."""
+        s, values = self.settings, sample.fields
+        checks: list[tuple[str, Threshold, float | None, str]] = []
+        if sample.measurement == "host":
+            checks.append(("cpu", s.cpu_pct, _number(values.get("cpu_pct")), "CPU使用率 {:.0f}%"))
+        elif sample.measurement == "storage":
+            name = sample.tags.get("storage", "?")
+            checks.append((f"disk:{name}", s.disk_pct, _number(values.get("used_pct")),
+                           f"ディスク {name} 使用率 {{:.0f}}%"))
+        elif sample.measurement == "interface":
+            index = sample.tags.get("if_index", "?")
+            label = sample.tags.get("if_name") or f"ifIndex {index}"
+            errors = [_number(values.get(k)) for k in ("in_errors_ps", "out_errors_ps")]
+            known = [e for e in errors if e is not None]
+            checks.append((f"errors:{index}", s.if_errors_ps, max(known) if known else None,
+                           f"{label} エラー {{:.1f}}/秒"))
+        elif sample.measurement == "system":
+            checks.append(("rtt", s.rtt_ms, _number(values.get("rtt_ms")), "応答時間 {:.0f} ms"))
+        elif sample.measurement == "icmp":
+            checks.append(("loss", s.loss, _number(values.get("loss")), "パケットロス {:.0%}"))
+        if not checks:
+            return False
+        health = self.of(device_id)
+        changed = False
+        for key, threshold, value, text in checks:
+            changed |= _apply_threshold(health, key, threshold, value, text, sample.ts)
+        return changed
+
+
+def _apply_threshold(health: DeviceHealth, key: str, threshold: Threshold, value: float | None, text: str,
+                     ts: float) -> bool:
+    if value is None:
+        return False
+    if value <= threshold.limit:
+        health.above.pop(key, None)
+        return health.degraded.pop(key, None) is not None
+    mark = health.above.setdefault(key, _Sustained(since=ts))
+    mark.value = value
+    if ts - (mark.since or ts) < threshold.sustain:
+        return False
+    detail = text.format(value)
+    changed = key not in health.degraded
+    health.degraded[key] = detail
+    return changed
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
