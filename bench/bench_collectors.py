@@ -40,7 +40,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import platform
 import queue
 import random
 import shutil
@@ -60,12 +59,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._proc import loadavg, machine, machine_cpu, proc_cpu, proc_rss_mb  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "collectors.json"
 EXPORTER_DIR = ROOT / "bench" / "snmp_exporter"
 EXPORTER_BIN = "/usr/bin/prometheus-snmp-exporter"
 INTERVAL = 10.0  # --cadence uniform: every device every 10 s, on both sides; also the timeline's step
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 COMMUNITY = "public"
 V3_USER = "jukimon"
@@ -74,36 +73,6 @@ PRIV_KEY = "jukimon-priv-key"
 
 
 # --- /proc ---------------------------------------------------------------------
-
-def proc_cpu(pid: int) -> float:
-    """utime + stime of a process (all its threads), seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def proc_rss_mb(pid: int | str = "self") -> dict[str, float]:
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                out[line.split(":")[0].lower()] = round(int(line.split()[1]) / 1024, 1)
-    return {"rss_mb": out.get("vmrss", 0.0), "peak_rss_mb": out.get("vmhwm", 0.0)}
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, all cores."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + values[4]
-    total = sum(values[:8])
-    return (total - idle) / CLK_TCK, total / CLK_TCK
-
-
-def loadavg() -> list[float]:
-    with open("/proc/loadavg") as f:
-        return [float(v) for v in f.read().split()[:3]]
-
 
 class Window:
     """CPU of given processes and of the machine between two moments."""
@@ -757,19 +726,6 @@ def exporter_phase(mode: str, version: str, sim: Simulation, plans: dict[str, An
 
 
 # --- report -----------------------------------------------------------------------------
-
-def machine() -> dict[str, Any]:
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as f:
-        mem_kb = int(f.readline().split()[1])
-    return {"cpus": os.cpu_count(), "cpu_model": model, "memory_gb": round(mem_kb / 1024 / 1024, 1),
-            "python": platform.python_version(), "platform": platform.platform()}
-
 
 def exporter_version() -> str:
     try:

@@ -92,6 +92,7 @@ class MainJob:
     config: Config
     simulation: SimulationOptions
     state_dir: Path
+    status_every: float = STATUS_EVERY
     _sim: asyncio.subprocess.Process | None = None
     _servers: list[Mosquitto | VictoriaMetrics] = field(default_factory=list)
     _stoppers: list = field(default_factory=list)  # async callables, run in reverse at stop
@@ -232,7 +233,7 @@ class MainJob:
         assert self.collectors is not None
         last_completed, last_time = 0, time.monotonic()
         while True:
-            await asyncio.sleep(STATUS_EVERY)
+            await asyncio.sleep(self.status_every)
             stats = self.collectors.scheduler.stats
             now = time.monotonic()
             rate = (stats.completed - last_completed) / (now - last_time)

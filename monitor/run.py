@@ -24,6 +24,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                                      "started privately under state/ unless the configuration names them.")
     run.add_argument("--config", type=Path, help="configuration YAML (default: embedded defaults)")
     add_simulation_options(run)
+    run.add_argument("--status-every", type=float, default=60.0, metavar="SECONDS",
+                     help="period of the status line (polls/s, missed cycles, unreachable devices; default 60)")
     run.set_defaults(handler=_run)
 
 
@@ -38,7 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     sim = simnet_config_from(args)
     options = SimulationOptions(args.inventory, sim.snmp_port, sim.tls_port, sim.tls, sim.clock_speed,
                                 sim.state_dir, args.control)
-    job = MainJob(inventory, config, options, state_dir=sim.state_dir.parent)
+    job = MainJob(inventory, config, options, state_dir=sim.state_dir.parent, status_every=args.status_every)
 
     async def main() -> None:
         await job.start()
