@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, Row, Table, delete, event, func, inspect, insert, select
+from sqlalchemy import Connection, MetaData, Row, Table, delete, event, func, inspect, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -86,6 +86,20 @@ class Store:
     def url(self) -> str:
         """The database URL with the password masked, for logs and status pages."""
         return self._engine.url.render_as_string(hide_password=True)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """For other packages' tables in the same database (alerting, tickets, drills): one connection pool."""
+        return self._engine
+
+    async def create_tables(self, metadata: MetaData) -> None:
+        """Create another package's tables (its own ``MetaData``) if missing."""
+        async with self._engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    def upsert(self, table: Table) -> Insert:
+        """``INSERT … ON CONFLICT (primary key) DO UPDATE`` for any table, in this database's dialect."""
+        return _upsert(self._engine.dialect.name, table)
 
     async def close(self) -> None:
         await self._engine.dispose()
