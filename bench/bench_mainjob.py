@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "polls_per_second_min": min(rates), "polls_per_second_max": max(rates),
         "missed_cycles_at_start": measured[0]["missed"] if first_status == 0 else reader.statuses[first_status - 1]["missed"],
         "missed_cycles_at_end": measured[-1]["missed"],
-        "unreachable_at_end": measured[-1]["unreachable"],
+        "not_answering_at_end": measured[-1]["not_answering"],
         "cores_busy_by_process": cpu,
         "cores_busy_machine": round((busy - busy_before) / (total - total_before) * cores, 3),
         "cores": cores, "loadavg_end": loadavg(), "job_rss_mb": rss,
@@ -148,7 +148,7 @@ def main() -> int:
     print(f"  polls/s {result['polls_per_second_mean']} (min {result['polls_per_second_min']}, "
           f"max {result['polls_per_second_max']})")
     print(f"  missed cycles: {result['missed_cycles_at_start']} → {result['missed_cycles_at_end']}; "
-          f"unreachable at end: {result['unreachable_at_end']}")
+          f"not answering at end: {result['not_answering_at_end']}")
     print("  cores busy: " + ", ".join(f"{k} {v}" for k, v in result["cores_busy_by_process"].items())
           + f"; machine {result['cores_busy_machine']} of {result['cores']}")
     print(f"  job RSS {result['job_rss_mb']['rss_mb']} MB (peak {result['job_rss_mb']['peak_rss_mb']})")

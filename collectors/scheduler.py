@@ -109,6 +109,14 @@ class PollScheduler(Generic[T]):
         self._entries[key] = entry
         self._push(entry, self._next_on_grid(entry, self._clock()))
 
+    def poll_soon(self, key: Hashable) -> bool:
+        """Poll a target now, ahead of its grid (the monitor confirming a parent); False if unknown or busy."""
+        entry = self._entries.get(key)
+        if entry is None or entry.running or entry.next_due <= self._clock():
+            return False
+        self._push(entry, self._clock())
+        return True
+
     def remove(self, key: Hashable) -> None:
         self._entries.pop(key, None)  # its heap items are skipped when they surface
 

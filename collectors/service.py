@@ -88,6 +88,10 @@ class CollectorService:
     def start(self) -> None:
         self.scheduler.start()
 
+    def recheck(self, device_id: str) -> None:
+        """Poll a device's SNMP now (the monitor wants a parent's fresh answer before it blames a child)."""
+        self.scheduler.poll_soon((device_id, "snmp"))
+
     async def stop(self) -> None:
         await self.scheduler.stop()
         await self.client.close()

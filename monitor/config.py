@@ -32,6 +32,7 @@ from monitor.configerror import ConfigError
 from monitor.inventory.model import Role
 from monitor.lifecycle import LifecycleSettings
 from monitor.schedule.window import WindowSettings
+from monitor.state.settings import MonitorSettings
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class StoreSettings:
 class Config:
     collectors: CollectorSettings = field(default_factory=CollectorSettings)
     outputs: OutputSettings = field(default_factory=OutputSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
     schedule: WindowSettings = field(default_factory=WindowSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -145,6 +147,7 @@ class Config:
 
     def check(self) -> "Config":
         self.collectors.check("collectors")
+        self.monitor.check("monitor")
         self.schedule.check("schedule")
         self.lifecycle.check("lifecycle")
         self.store.check("store")

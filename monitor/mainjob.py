@@ -4,6 +4,9 @@
         │ SNMP polls, TLS checks ▲        │ traps, firewall syslog
         ▼                       │        ▼
     collectors ── samples/events ──► MQTT broker (retained device state), TSDB, short-term history
+        │
+        ▼
+    state engine (monitor/state): states, root causes, conditions ──► store (SQLite/PostgreSQL), MQTT
 
 When the configuration names no broker or TSDB, private Mosquitto and
 VictoriaMetrics processes are started under the state directory (Debian's
@@ -37,6 +40,12 @@ from monitor.envelope import Event, EventType, Sample
 from monitor.inventory.model import Inventory
 from monitor.localservers import MOSQUITTO, VICTORIA_METRICS, Mosquitto, VictoriaMetrics
 from monitor.logs import fields
+from monitor.maintenance import MaintenanceBook, MaintenanceWindow
+from monitor.schedule.window import OperatingCalendar
+from monitor.state.bus import StateBus
+from monitor.state.engine import StateEngine
+from monitor.state.model import State, SubjectKind
+from monitor.store import Store
 
 log = logging.getLogger("jukimon")
 
@@ -98,6 +107,7 @@ class MainJob:
     _stoppers: list = field(default_factory=list)  # async callables, run in reverse at stop
     history: History = field(default_factory=lambda: History(coarse_resolution=300, fields=GRAPHED))
     collectors: CollectorService | None = None
+    engine: StateEngine | None = None
     events: dict[str, int] = field(default_factory=dict)
 
     async def start(self) -> None:
@@ -119,10 +129,12 @@ class MainJob:
         self._stoppers.append(syslog.stop)
         syslog_port = syslog.address("udp")[1]
 
-        sinks = [self._to_history]
+        self.engine = await self._state_engine()
+        sinks = [self._to_history, self.engine.sink]
         mqtt = await self._mqtt()
         if mqtt is not None:
             sinks.append(lambda records: _publish(mqtt, records))
+            self.engine.listeners.append(StateBus(mqtt))
         tsdb = await self._tsdb()
         if tsdb is not None:
             sinks.append(lambda records: tsdb.write_many(r for r in records if isinstance(r, Sample)))
@@ -134,8 +146,11 @@ class MainJob:
                                retries=self.config.collectors.retries)
         self.collectors = CollectorService(self.inventory, self.config.collectors, client, sinks,
                                            snmp_port=self.simulation.snmp_port, tls_port=self.simulation.tls_port)
+        self.engine.recheck = self.collectors.recheck
         self.collectors.start()
         self._stoppers.append(self.collectors.stop)
+        await self.engine.start()
+        self._stoppers.append(self.engine.stop)
         status = asyncio.get_running_loop().create_task(self._report_status(), name="status")
         self._stoppers.append(lambda: _cancel(status))
         log.info("jukimon running", extra=fields(devices=sum(1 for _ in self.inventory.polled_devices()),
@@ -172,6 +187,19 @@ class MainJob:
         print(first.decode().rstrip(), flush=True)
         relay = asyncio.get_running_loop().create_task(_relay(self._sim.stdout), name="simnet-stdout")
         self._stoppers.append(lambda: _cancel(relay))
+
+    async def _state_engine(self) -> StateEngine:
+        store = await Store.open(self.config.store.url)
+        self._stoppers.append(store.close)
+        maintenance = MaintenanceBook(self.inventory)
+        for payload in await store.load_maintenance():
+            try:
+                maintenance.add(MaintenanceWindow.from_json(payload))
+            except ValueError as exc:  # e.g. a window on a device no longer in the inventory
+                log.warning("maintenance window skipped", extra=fields(window=payload.get("id"), reason=str(exc)))
+        print(f"store: {store.url}", flush=True)
+        return StateEngine(self.inventory, self.config.monitor, calendar=OperatingCalendar(self.config.schedule),
+                           maintenance=maintenance, store=store)
 
     async def _mqtt(self) -> MqttPublisher | None:
         settings = self.config.outputs.mqtt
@@ -238,8 +266,19 @@ class MainJob:
             now = time.monotonic()
             rate = (stats.completed - last_completed) / (now - last_time)
             last_completed, last_time = stats.completed, now
-            log.info("status", extra=fields(polls_per_s=round(rate, 1), unreachable=len(self.collectors.unreachable()),
-                                            missed=stats.missed, **{f"{k}_events": v for k, v in self.events.items()}))
+            log.info("status", extra=fields(polls_per_s=round(rate, 1), not_answering=len(self.collectors.unreachable()),
+                                            missed=stats.missed, **self._state_counts(),
+                                            **{f"{k}_events": v for k, v in self.events.items()}))
+
+    def _state_counts(self) -> dict[str, int]:
+        """Devices per state that needs attention, and active conditions (0s left out)."""
+        if self.engine is None:
+            return {}
+        counts: dict[str, int] = {}
+        for (kind, _), record in self.engine.states.items():
+            if kind is SubjectKind.DEVICE and record.state not in (State.UP, State.UNKNOWN):
+                counts[record.state.value] = counts.get(record.state.value, 0) + 1
+        return {**counts, "conditions": len(self.engine.conditions)}
 
 
 def _publish(mqtt: MqttPublisher, records: list[Sample | Event]) -> None:

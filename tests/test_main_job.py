@@ -38,7 +38,7 @@ def running(small_inventory: Inventory, tmp_path_factory: pytest.TempPathFactory
     inventory_file = work / "inventory.yaml"
     save_inventory(small_inventory, inventory_file)
     config = work / "jukimon.yaml"
-    config.write_text(f"outputs: {{spool_dir: {work / 'spool'}}}\n")
+    config.write_text(f"outputs: {{spool_dir: {work / 'spool'}}}\nstore: {{url: 'sqlite+aiosqlite:///{work}/jukimon.db'}}\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor.cli", "run", "--config", str(config), "--inventory", str(inventory_file),
          "--snmp-port", str(SNMP_PORT), "--tls-port", str(TLS_PORT), "--control", f"127.0.0.1:{CONTROL_PORT}",
@@ -96,22 +96,31 @@ def test_every_device_has_a_retained_state(running, small_inventory: Inventory) 
     assert all(s["poll"]["reachable"] for s in states.values())
 
 
-def test_a_cut_is_seen_on_the_bus_as_unreachable_devices_and_a_link_down_trap(running) -> None:
+def test_a_cut_is_seen_on_the_bus_as_unreachable_devices_a_link_down_trap_and_one_site_condition(running) -> None:
     _, port, _, _ = running
     inject = [sys.executable, "-m", "monitor.cli", "simnet", "fault", "inject", "site_lines_cut", "muni-01-002",
               "--control", f"127.0.0.1:{CONTROL_PORT}"]
 
     cs1_state = "jukimon/municipality/muni-01-002/muni-01-002-cs1/state"
+    site_condition = "jukimon/monitor/condition/site_unreachable:muni-01-002"
 
     def done(seen: list[aiomqtt.Message]) -> bool:
         cs1_down = any(m.topic.value == cs1_state and not json.loads(m.payload)["poll"]["reachable"] for m in seen)
-        return cs1_down and any(m.topic.value.endswith("/event/trap") for m in seen)
+        return (cs1_down and any(m.topic.value.endswith("/event/trap") for m in seen)
+                and any(m.topic.value == site_condition for m in seen))
 
-    messages = asyncio.run(collect(port, "jukimon/#", done, 40, then=inject))
+    messages = asyncio.run(collect(port, "jukimon/#", done, 60, then=inject))
     by_topic: dict[str, list[dict]] = {}
     for m in messages:
-        if not m.topic.value.endswith("/samples"):
+        if not m.topic.value.endswith("/samples") and m.payload:
             by_topic.setdefault(m.topic.value, []).append(json.loads(m.payload))
+    condition = by_topic[site_condition][-1]  # the monitor's judgement: one alarm for the site, the rest behind it
+    assert condition["severity"] == "critical" and "全回線断" in condition["summary"]
+    assert {"muni-01-002-fw", "muni-01-002-cs1"} <= set(condition["suppressed"])
+    raised = [t for t in by_topic if t.startswith("jukimon/monitor/condition/") and "muni-01-002" in t]
+    assert raised == [site_condition], raised
+    cs1_judged = by_topic["jukimon/monitor/state/device/muni-01-002-cs1"][-1]
+    assert cs1_judged["state"] == "unreachable"
     cs_states = by_topic[cs1_state]  # the retained "reachable" first, then the news
     assert cs_states[-1]["poll"]["reachable"] is False
     traps = [e for t, events in by_topic.items() if t.endswith("/event/trap") for e in events]

@@ -120,3 +120,23 @@ async def test_concurrency_is_bounded() -> None:
     await run_for(scheduler, 1.2)
     assert peak == 8
     assert scheduler.stats.started >= 100
+
+
+async def test_poll_soon_polls_ahead_of_the_grid_then_keeps_the_grid() -> None:
+    starts: list[float] = []
+
+    async def poll(target: str) -> bool:
+        starts.append(time.time())
+        return True
+
+    scheduler = PollScheduler(poll)
+    scheduler.set_targets([("a", "a", Cadence(interval=600.0, recheck_interval=1.0, backoff_max=600.0))])  # grid far off
+    scheduler.start()
+    await asyncio.sleep(0.05)
+    before = len(starts)
+    asked = time.time()
+    assert scheduler.poll_soon("a") is True
+    assert scheduler.poll_soon("missing") is False
+    await asyncio.sleep(0.3)
+    await scheduler.stop()
+    assert len(starts) == before + 1 and starts[-1] - asked < 0.2

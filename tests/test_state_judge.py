@@ -249,3 +249,30 @@ def test_degraded_after_sustained_cpu(small_inventory: Inventory) -> None:
     assert [c.kind for c in raised] == [ConditionKind.DEGRADED]
     assert "CPU" in raised[0].summary
     assert engine.state_of(SubjectKind.DEVICE, device.id).state is State.DEGRADED
+
+
+def test_devices_not_polled_since_the_cut_are_unreachable_at_once(small_inventory: Inventory) -> None:
+    """CSs are polled every 30 s: when the site's lines are confirmed cut they are charged to it, not left UP."""
+    engine, clock = make_engine(small_inventory, WEEKDAY_10)
+    settle(engine, clock, set(), rounds=1)
+    lines = {"muni-01-001-rt1", "muni-01-001-rt2"}
+    raised = []
+    for _ in range(3):
+        clock.now += 2
+        for device_id in (*lines, "muni-01-001-fw"):
+            poll(engine, device_id, False, clock.now)
+        for device_id in ("pref-01-core", "pref-01-fw", "pref-01-rt1", "pref-01-rt2", "aggregation-fw", "national-fw"):
+            poll(engine, device_id, True, clock.now)
+        raised += engine.evaluate().raised
+    assert [(c.kind, c.subject) for c in raised] == [(ConditionKind.SITE_UNREACHABLE, "muni-01-001")]
+    assert {"muni-01-001-cs1", "muni-01-001-cs2"} <= set(raised[0].suppressed)
+    assert engine.state_of(SubjectKind.DEVICE, "muni-01-001-cs1").state is State.UNREACHABLE
+
+
+def test_a_device_answering_behind_a_silent_parent_is_not_unreachable(small_inventory: Inventory) -> None:
+    """A firewall whose SNMP agent hangs still forwards: the CSs behind it answer and stay UP."""
+    engine, clock = make_engine(small_inventory, WEEKDAY_10)
+    settle(engine, clock, set(), rounds=1)
+    raised = settle(engine, clock, {"muni-01-001-fw"})
+    assert [(c.kind, c.subject) for c in raised] == [(ConditionKind.DEVICE_DOWN, "muni-01-001-fw")]
+    assert engine.state_of(SubjectKind.DEVICE, "muni-01-001-cs1").state is State.UP

@@ -152,6 +152,10 @@ class MqttPublisher:
         self._enqueue(topic, payload, 0, False)
         return True
 
+    def publish_message(self, subtopic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Queue any message under the prefix (the monitor's states and conditions use this)."""
+        self._enqueue(f"{self.topic_prefix}/{subtopic}", payload, qos, retain)
+
     def _reject(self, exc: Exception) -> None:
         self._counts["rejected"] += 1
         reason = f"{type(exc).__name__}: {exc}"[:300]

@@ -21,15 +21,15 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
-from monitor.configerror import ConfigError
 from monitor.envelope import Event, EventType, Sample, Severity
 from monitor.inventory.model import Inventory
 from monitor.logs import fields
 from monitor.maintenance import MaintenanceBook
 from monitor.schedule.order import OrderChecker
 from monitor.schedule.window import OperatingCalendar
-from monitor.state.health import DeviceHealth, HealthSettings, HealthTracker
+from monitor.state.health import DeviceHealth, HealthTracker
 from monitor.state.judge import SCHEDULED_ROLES, ConditionSpec, Judge, Judgement, Topology
+from monitor.state.settings import MonitorSettings
 from monitor.state.model import (Condition, ConditionKind, ConditionStatus, State, StateRecord, SubjectKind,
                                  Transition)
 from monitor.store import Store
@@ -37,22 +37,6 @@ from monitor.store import Store
 log = logging.getLogger("monitor.state")
 
 HEALTH_CHECKPOINT = "state.health"
-
-
-@dataclass(frozen=True)
-class MonitorSettings:
-    health: HealthSettings = field(default_factory=HealthSettings)
-    settle: float = 0.5  # seconds between judgements while observations keep changing
-    tick: float = 5.0  # judgement at least this often (time-driven changes)
-    hold_max: float = 25.0  # longest a failure waits for its parents' fresh answer before it is judged
-    event_hold: float = 600.0  # how long a reboot or an order violation stays an active condition
-    checkpoint_every: float = 30.0
-
-    def check(self, key: str) -> None:
-        self.health.check(f"{key}.health")
-        for name in ("settle", "tick", "hold_max", "event_hold", "checkpoint_every"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{key}.{name}: must be a number > 0")
 
 
 @dataclass

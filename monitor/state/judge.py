@@ -98,22 +98,29 @@ class Judge:
         ok: dict[str, bool] = {}  # answering (reachable and alive) — what children may rely on
         down_roots: list[str] = []
         topo = self.topology
+        lost_at: dict[str, float] = {}  # not answering (or cut off) since when
         for device in topo.order:
             health = self.health.devices.get(device.id)
             alive = health.alive if health is not None else None
-            parent_ok = not device.parents or any(ok.get(p, True) for p in device.parents)
+            failed = [p for p in device.parents if not ok.get(p, True)]
+            parent_ok = len(failed) < len(device.parents) or not device.parents
+            if not parent_ok and alive is not False:
+                # Cut off with everything in front of it — unless it answered after that happened
+                # (a parent whose SNMP agent hangs may still forward traffic).
+                answered_since = health is not None and health.last_ok > max(lost_at.get(p, now) for p in failed)
+                parent_ok = answered_since
             in_maintenance = self.maintenance.active_for(device.id, now) is not None
-            ok[device.id] = alive is not False
-            if alive is False and not parent_ok:
-                causes = frozenset().union(*(roots.get(p, frozenset({p})) for p in device.parents
-                                             if not ok.get(p, True)))
+            ok[device.id] = parent_ok and alive is not False
+            if not parent_ok:
+                causes = frozenset().union(*(roots.get(p, frozenset({p})) for p in failed))
                 roots[device.id] = causes
+                lost_at[device.id] = max(lost_at.get(p, now) for p in failed)
                 state, reason = State.UNREACHABLE, "parent_down:" + ",".join(sorted(causes)[:3])
             elif alive is False:
-                held = self._held(device, health, now, out)
-                if held:
+                lost_at[device.id] = health.first_failure or now if health is not None else now
+                if self._held(device, health, now, out):
                     state, reason = previous(device.id), "confirming"
-                    ok[device.id] = True  # children wait for this device's verdict too
+                    ok[device.id] = True  # its children wait for this device's verdict too
                 elif device.role in self.scheduled_roles and not self.calendar.expected_running(
                         now, device.prefecture):
                     state, reason = State.OFF_SCHEDULE, "outside_operating_window"
@@ -121,7 +128,7 @@ class Judge:
                     state, reason = State.DOWN, "not_answering"
                     down_roots.append(device.id)
             elif alive is None:
-                state, reason = (State.UNKNOWN, "not_polled_yet") if parent_ok else (State.UNREACHABLE, "parent_down")
+                state, reason = State.UNKNOWN, "not_polled_yet"
             elif health is not None and health.degraded:
                 state, reason = State.DEGRADED, "; ".join(sorted(health.degraded.values()))
             else:
@@ -191,6 +198,8 @@ class Judge:
         circuits = [topo.line_of_router[r].circuit_id for r in sorted(down)]
         maintained = any(self._maintained(r, now) for r in down)
         if len(down) < len(lines):
+            if self._other_lines_unconfirmed(down, [r for r in lines if r not in down], now, out):
+                return  # both lines may have gone at once: one site alarm, not "redundancy lost" first
             self._add(out, ConditionSpec(ConditionKind.REDUNDANCY_LOST, site_id, Severity.WARNING,
                                          f"{site.name} 二重化喪失: 回線 {', '.join(circuits)} 断 "
                                          f"(残り {len(lines) - len(down)} 回線で運用中)",
@@ -200,6 +209,16 @@ class Judge:
         self._add(out, ConditionSpec(ConditionKind.SITE_UNREACHABLE, site_id, Severity.CRITICAL,
                                      f"{site.name} 全回線断 ({', '.join(circuits)}) — 配下 {len(behind)} 台が監視不能",
                                      tuple(behind[:SUPPRESSED_LISTED]), len(behind), maintained))
+
+    def _other_lines_unconfirmed(self, down: list[str], others: list[str], now: float, out: Judgement) -> bool:
+        """Has every surviving line answered since the first of the down lines fell silent? If not, ask again."""
+        began = min((h.first_failure for r in down if (h := self.health.devices.get(r)) and h.first_failure),
+                    default=None)
+        if began is None or now - began >= self.hold_max:
+            return False
+        stale = [r for r in others if (h := self.health.devices.get(r)) is None or h.last_ok < began]
+        out.recheck.update(stale)
+        return bool(stale)
 
     def _links_and_sites(self, out: Judgement) -> None:
         topo = self.topology
