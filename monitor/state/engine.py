@@ -94,12 +94,13 @@ class StateEngine:
                 if record.measurement == "poll":
                     role = record.origin.role or ""
                     if self.health.observe_poll(device_id, role, bool(record.fields.get("ok")), record.ts):
-                        self._dirty = True
                         self._alive_changed(device_id, record.ts)
-                elif self.health.observe_sample(device_id, record):
-                    self._dirty = True
+                else:
+                    self.health.observe_sample(device_id, record)
             else:
                 self.on_event(record)
+        if self.health.dirty:
+            self._dirty, self.health.dirty = True, False
 
     def on_event(self, event: Event) -> None:
         device_id = event.origin.device

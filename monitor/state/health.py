@@ -9,8 +9,11 @@ or maintenance are taken into account (that is ``monitor.state.judge``):
   (per role), so one lost UDP answer is not an outage;
 - flapping: too many alive/dead changes within a window — one FLAPPING
   condition instead of a stream of alarms, until it has been quiet a window long;
-- degraded: interface errors, latency, CPU, memory or disk above thresholds,
-  each held for its sustain time before it counts, so a spike is not an alarm.
+- degraded: an interface that was up and is down, lost poll answers, interface
+  errors, latency, CPU, memory or disk above thresholds, each held for its
+  sustain time before it counts, so a spike is not an alarm;
+- certificate: what the TLS check read live (expired, expiring, weak crypto) —
+  not a state, but a condition the NOC must see.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.configerror import ConfigError
+
+IF_UP = 1  # IF-MIB ifOperStatus up
 from monitor.envelope import Sample
 
 
@@ -42,6 +47,9 @@ class HealthSettings:
     if_errors_ps: Threshold = field(default_factory=lambda: Threshold(1.0, 30.0))
     rtt_ms: Threshold = field(default_factory=lambda: Threshold(500.0, 30.0))
     loss: Threshold = field(default_factory=lambda: Threshold(0.2, 30.0))
+    poll_loss: Threshold = field(default_factory=lambda: Threshold(0.15, 0.0))  # share of the last polls lost
+    poll_window: int = 20  # polls the share is taken over
+    cert_warn_days: float = 30.0
 
     def check(self, key: str) -> None:
         for name in ("down_after", "up_after", "flap_changes"):
@@ -52,6 +60,8 @@ class HealthSettings:
             for role, count in table.items():
                 if count < 1:
                     raise ConfigError(f"{key}.{name}.{role}: must be at least 1")
+        if self.poll_window < 5:
+            raise ConfigError(f"{key}.poll_window: must be at least 5")
         if self.flap_window <= 0:
             raise ConfigError(f"{key}.flap_window: must be a number > 0")
 
@@ -76,6 +86,9 @@ class DeviceHealth:
     above: dict[str, _Sustained] = field(default_factory=dict)  # metric key → since when above
     degraded: dict[str, str] = field(default_factory=dict)  # metric key → human detail
     last_reboot: float | None = None
+    outcomes: deque[bool] = field(default_factory=deque)  # the last polls: answered or not
+    interfaces_up: set[str] = field(default_factory=set)  # ifIndex seen up (a port never up is not "down")
+    certificate: dict[str, str] = field(default_factory=dict)  # finding → detail (expired, expiring, weak)
 
     def checkpoint(self) -> dict[str, Any]:
         """What must survive a restart so that it neither re-raises nor forgets a verdict."""
@@ -89,11 +102,13 @@ class DeviceHealth:
 
 
 class HealthTracker:
-    """Observed health of every device; the methods return True when the verdict changed."""
+    """Observed health of every device. ``observe_poll`` returns True when alive/dead changed;
+    ``dirty`` is set by any change of a verdict (alive, degradations, certificate findings)."""
 
     def __init__(self, settings: HealthSettings | None = None):
         self.settings = settings or HealthSettings()
         self.devices: dict[str, DeviceHealth] = {}
+        self.dirty = False
 
     def of(self, device_id: str) -> DeviceHealth:
         health = self.devices.get(device_id)
@@ -106,6 +121,15 @@ class HealthTracker:
         health.last_poll = ts
         s = self.settings
         if ok:
+            # A failure streak that ended without the device being judged dead was lost answers:
+            # count them (a real outage is judged by the streak and does not count as loss).
+            if health.fail_streak and health.alive:
+                health.outcomes.extend([False] * health.fail_streak)
+            health.outcomes.append(True)
+            while len(health.outcomes) > s.poll_window:
+                health.outcomes.popleft()
+            lost = health.outcomes.count(False) / len(health.outcomes) if len(health.outcomes) >= 5 else 0.0
+            self.dirty |= _apply_threshold(health, "poll_loss", s.poll_loss, lost, "ポーリング応答欠落 {:.0%}", ts)
             health.last_ok = ts
             health.ok_streak += 1
             health.fail_streak = 0
@@ -125,6 +149,7 @@ class HealthTracker:
         if health.alive is not None:  # the first verdict is not a change
             health.changes.append(ts)
         health.alive = alive
+        self.dirty = True
         return True
 
     def flapping(self, device_id: str, now: float) -> bool:
@@ -138,9 +163,12 @@ class HealthTracker:
     def observe_reboot(self, device_id: str, ts: float) -> None:
         self.of(device_id).last_reboot = ts
 
-    def observe_sample(self, device_id: str, sample: Sample) -> bool:
-        """Thresholds on what the device answered; True when its set of degradations changed."""
+    def observe_sample(self, device_id: str, sample: Sample) -> None:
+        """Thresholds on what the device answered, ports that went down, certificates read live."""
         s, values = self.settings, sample.fields
+        if sample.measurement == "tls":
+            self._certificate(device_id, values)
+            return
         checks: list[tuple[str, Threshold, float | None, str]] = []
         if sample.measurement == "host":
             checks.append(("cpu", s.cpu_pct, _number(values.get("cpu_pct")), "CPU使用率 {:.0f}%"))
@@ -155,17 +183,42 @@ class HealthTracker:
             known = [e for e in errors if e is not None]
             checks.append((f"errors:{index}", s.if_errors_ps, max(known) if known else None,
                            f"{label} エラー {{:.1f}}/秒"))
+            self._port(device_id, index, label, values.get("oper_status"))
         elif sample.measurement == "system":
             checks.append(("rtt", s.rtt_ms, _number(values.get("rtt_ms")), "応答時間 {:.0f} ms"))
         elif sample.measurement == "icmp":
             checks.append(("loss", s.loss, _number(values.get("loss")), "パケットロス {:.0%}"))
-        if not checks:
-            return False
         health = self.of(device_id)
-        changed = False
         for key, threshold, value, text in checks:
-            changed |= _apply_threshold(health, key, threshold, value, text, sample.ts)
-        return changed
+            self.dirty |= _apply_threshold(health, key, threshold, value, text, sample.ts)
+
+    def _port(self, device_id: str, index: str, label: str, status: Any) -> None:
+        """A port seen up that is now down degrades its device (one never up is an unused port)."""
+        health = self.of(device_id)
+        key = f"port:{index}"
+        if status == IF_UP:
+            health.interfaces_up.add(index)
+            self.dirty |= health.degraded.pop(key, None) is not None
+        elif status is not None and index in health.interfaces_up and key not in health.degraded:
+            health.degraded[key] = f"{label} リンクダウン"
+            self.dirty = True
+
+    def _certificate(self, device_id: str, values: dict[str, Any]) -> None:
+        days_left = _number(values.get("days_left"))
+        if days_left is None:  # no certificate read (the check failed): nothing new about it
+            return
+        findings: dict[str, str] = {}
+        if days_left <= 0:
+            findings["cert_expired"] = f"証明書の有効期限切れ ({values.get('not_after', '?')})"
+        elif days_left < self.settings.cert_warn_days:
+            findings["cert_expiry"] = f"証明書の有効期限まで残り{days_left:.0f}日"
+        if values.get("weak"):
+            findings["weak_crypto"] = (f"危殆化した暗号: {values.get('key_algorithm', '?')}-{values.get('key_size', '?')}"
+                                       f"/{values.get('signature_hash', '?')}")
+        health = self.of(device_id)
+        if findings != health.certificate:
+            health.certificate = findings
+            self.dirty = True
 
 
 def _apply_threshold(health: DeviceHealth, key: str, threshold: Threshold, value: float | None, text: str,

@@ -185,6 +185,11 @@ class Judge:
                 self._add(out, ConditionSpec(ConditionKind.FLAPPING, device_id, Severity.WARNING,
                                              f"{device.name} 状態が不安定 (応答あり/なしが{len(health.changes)}回変化)",
                                              in_maintenance=self._maintained(device_id, now)))
+            for finding, detail in health.certificate.items():
+                self._add(out, ConditionSpec(ConditionKind.LIFECYCLE, device_id,
+                                             Severity.CRITICAL if finding == "cert_expired" else Severity.WARNING,
+                                             f"{device.name} {detail}", detail=finding,
+                                             in_maintenance=self._maintained(device_id, now)))
             if health.degraded and out.devices[device_id][0] in (State.DEGRADED, State.MAINTENANCE):
                 self._add(out, ConditionSpec(ConditionKind.DEGRADED, device_id, Severity.WARNING,
                                              f"{device.name} 性能劣化: " + "; ".join(sorted(health.degraded.values())),
