@@ -65,7 +65,8 @@ class StateEngine:
         self.settings = settings or MonitorSettings()
         self.inventory = inventory
         self.topology = Topology(inventory)
-        self.health = HealthTracker(self.settings.health)
+        self.health = HealthTracker(self.settings.health,
+                                    frozenset(link.circuit_id for link in inventory.links.values()))
         self.maintenance = maintenance or MaintenanceBook(inventory)
         self.calendar = calendar or OperatingCalendar()
         self.judge = Judge(self.topology, self.health, _CalendarAt(self.calendar, clock, calendar_clock),
@@ -114,6 +115,9 @@ class StateEngine:
                        event.ts)
 
     def _alive_changed(self, device_id: str, ts: float) -> None:
+        health = self.health.devices[device_id]
+        if self._previous_state(device_id) is State.UNREACHABLE and health.changes:
+            health.changes.pop()  # answering again after its parent's outage is not this device flapping
         device = self.topology.devices[device_id]
         if device.role not in SCHEDULED_ROLES:
             return

@@ -105,8 +105,9 @@ class HealthTracker:
     """Observed health of every device. ``observe_poll`` returns True when alive/dead changed;
     ``dirty`` is set by any change of a verdict (alive, degradations, certificate findings)."""
 
-    def __init__(self, settings: HealthSettings | None = None):
+    def __init__(self, settings: HealthSettings | None = None, line_circuits: frozenset[str] = frozenset()):
         self.settings = settings or HealthSettings()
+        self.line_circuits = line_circuits  # a port carrying a leased line is judged as the line, not the device
         self.devices: dict[str, DeviceHealth] = {}
         self.dirty = False
 
@@ -183,7 +184,8 @@ class HealthTracker:
             known = [e for e in errors if e is not None]
             checks.append((f"errors:{index}", s.if_errors_ps, max(known) if known else None,
                            f"{label} エラー {{:.1f}}/秒"))
-            self._port(device_id, index, label, values.get("oper_status"))
+            if sample.tags.get("if_alias") not in self.line_circuits:
+                self._port(device_id, index, label, values.get("oper_status"))
         elif sample.measurement == "system":
             checks.append(("rtt", s.rtt_ms, _number(values.get("rtt_ms")), "応答時間 {:.0f} ms"))
         elif sample.measurement == "icmp":

@@ -116,9 +116,11 @@ class Judge:
                 roots[device.id] = causes
                 lost_at[device.id] = max(lost_at.get(p, now) for p in failed)
                 state, reason = State.UNREACHABLE, "parent_down:" + ",".join(sorted(causes)[:3])
+                if health is not None:
+                    health.changes.clear()  # going silent behind a failed parent is not this device flapping
             elif alive is False:
                 lost_at[device.id] = health.first_failure or now if health is not None else now
-                if self._held(device, health, now, out):
+                if previous(device.id) is not State.DOWN and self._held(device, health, now, out):
                     state, reason = previous(device.id), "confirming"
                     ok[device.id] = True  # its children wait for this device's verdict too
                 elif device.role in self.scheduled_roles and not self.calendar.expected_running(
