@@ -52,7 +52,7 @@ receivers:
 route:
   receivers: [noc-console]
   group_by: [prefecture, kind]
-  group_wait: 30s
+  group_wait: 10s
   group_interval: 5m
   repeat_interval: 4h
   routes:

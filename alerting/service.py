@@ -29,10 +29,12 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol, Sequence
 
 from alerting.alarm_store import AlarmStore
-from alerting.alarms import OPEN_STATUSES, STATUS_JA, AlarmBook, jst, severity_rank
+from alerting.alarms import OPEN_STATUSES, AlarmBook, jst, severity_rank
 from alerting.escalation import AlarmGroup, Dispatch, Snapshot
 from alerting.model import Alarm, AlarmStatus, Notification
-from alerting.routing import Receiver, RoutingConfig, default_routing
+from alerting.notify import is_drill
+from alerting.notify import render as render_notification
+from alerting.routing import RoutingConfig, default_routing
 from alerting.silences import Matcher, Muting, Silence, SilenceBook, inhibitors, match_all, matchers_of
 from monitor.inventory.model import Inventory
 from monitor.logs import fields
@@ -44,24 +46,17 @@ log = logging.getLogger("alerting")
 
 KIND_JA = {"firing": "障害発生", "resolved": "復旧", "escalation": "エスカレーション", "reminder": "再通知"}
 
-Renderer = Callable[[str, Sequence[Alarm], Receiver], tuple[str, str]]
+class Renderer(Protocol):
+    """Subject and body of one notification (alerting.notify.render: jinja2 templates, Japanese by default)."""
+
+    def __call__(self, kind: str, alarms: Sequence[Alarm], receiver: str, *,
+                 escalation_step: int | None = None) -> tuple[str, str]: ...
 
 
 class Outbox(Protocol):
     """Where notifications go (alerting.notify.DurableOutbox): idempotent by id, durable before it returns."""
 
     async def enqueue(self, n: Notification) -> None: ...
-
-
-def plain_render(kind: str, alarms: Sequence[Alarm], receiver: Receiver) -> tuple[str, str]:
-    """A plain Japanese subject and body: the fallback when no templates are given."""
-    ordered = sorted(alarms, key=lambda a: (severity_rank(a.severity), a.started))
-    more = f" 他{len(ordered) - 1}件" if len(ordered) > 1 else ""
-    drill = "[訓練] " if any(a.drill for a in ordered) else ""
-    subject = f"{drill}[{KIND_JA.get(kind, kind)}] {ordered[0].summary}{more}"
-    body = "\n".join(f"{jst(a.started)} [{a.severity}] {STATUS_JA[a.status]} {a.summary} ({a.fingerprint})"
-                     for a in ordered)
-    return subject, body + "\n"
 
 
 @dataclass(frozen=True)
@@ -76,7 +71,7 @@ class Children:
 class AlertingService:
     def __init__(self, inventory: Inventory, routing: RoutingConfig | None, outbox: Outbox,
                  store: Store | None = None, clock: Callable[[], float] = time.time, *,
-                 render: Renderer = plain_render, tick_every: float = 1.0) -> None:
+                 render: Renderer = render_notification, tick_every: float = 1.0) -> None:
         self.inventory = inventory
         self.routing = routing or default_routing()
         self.outbox = outbox
@@ -153,7 +148,7 @@ class AlertingService:
         alarm = self.book.alarms[fingerprint]
         keys = []
         for route in self.routing.routes_for(alarm.labels):
-            key = route.group_key(alarm.labels)
+            key = route.group_key(alarm.labels) + ("{drill}" if alarm.drill else "")  # drills never share a message
             group = self.groups.get(key)
             if group is None:
                 group = self.groups[key] = AlarmGroup(key, route.id, {k: alarm.labels.get(k, "")
@@ -209,10 +204,11 @@ class AlertingService:
     async def _send(self, group: AlarmGroup, dispatch: Dispatch, now: float) -> None:
         alarms = [self.book.alarms[fp] for fp in dispatch.alarms]
         for name in dispatch.receivers:
-            subject, body = self.render(dispatch.kind, alarms, self.routing.receivers[name])
+            subject, body = self.render(dispatch.kind, alarms, name, escalation_step=dispatch.step
+                                        if dispatch.kind == "escalation" else None)
             await self.outbox.enqueue(Notification(
                 f"{group.key}|{name}|{dispatch.step}|{dispatch.sequence}", name, group.key, dispatch.alarms,
-                subject, body, now, dispatch.kind, drill=any(a.drill for a in alarms)))
+                subject, body, now, dispatch.kind, drill=is_drill(alarms)))
         if not dispatch.receivers:
             return
         receivers = ", ".join(dispatch.receivers)

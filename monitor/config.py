@@ -28,6 +28,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
+from alerting.notify.settings import NotifySettings
 from monitor.configerror import ConfigError
 from monitor.inventory.model import Role
 from monitor.lifecycle import LifecycleSettings
@@ -136,6 +137,15 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class AlertingSettings:
+    routing_file: Path | None = None  # routing tree and receivers (YAML); None: the built-in tree
+
+    def check(self, key: str) -> None:
+        if self.routing_file is not None and not self.routing_file.is_file():
+            raise ConfigError(f"{key}.routing_file: {self.routing_file} is not a file")
+
+
+@dataclass(frozen=True)
 class Config:
     collectors: CollectorSettings = field(default_factory=CollectorSettings)
     outputs: OutputSettings = field(default_factory=OutputSettings)
@@ -143,6 +153,8 @@ class Config:
     schedule: WindowSettings = field(default_factory=WindowSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    alerting: AlertingSettings = field(default_factory=AlertingSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
     source: str = "<defaults>"
 
     def check(self) -> "Config":
@@ -151,6 +163,8 @@ class Config:
         self.schedule.check("schedule")
         self.lifecycle.check("lifecycle")
         self.store.check("store")
+        self.alerting.check("alerting")
+        self.notify.check("notify")
         return self
 
 

@@ -7,6 +7,10 @@
         │
         ▼
     state engine (monitor/state): states, root causes, conditions ──► store (SQLite/PostgreSQL), MQTT
+        │
+        ▼
+    alerting: alarms, routing, escalation ──► outbox ──► mail (embedded sink unless configured), MQTT,
+                                                         webhooks, the console's inbox
 
 When the configuration names no broker or TSDB, private Mosquitto and
 VictoriaMetrics processes are started under the state directory (Debian's
@@ -25,9 +29,12 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from alerting.notify import ConsoleReceiver, DurableOutbox, MailSink, build_receivers
+from alerting.routing import default_routing, load_routing
+from alerting.service import AlertingService
 from collectors.history import History
 from collectors.outputs import MqttPublisher, TsdbWriter
 from collectors.service import CollectorService
@@ -108,6 +115,10 @@ class MainJob:
     history: History = field(default_factory=lambda: History(coarse_resolution=300, fields=GRAPHED))
     collectors: CollectorService | None = None
     engine: StateEngine | None = None
+    alerting: AlertingService | None = None
+    console_inbox: ConsoleReceiver | None = None
+    _store: Store | None = None
+    _mqtt_publisher: MqttPublisher | None = None
     events: dict[str, int] = field(default_factory=dict)
 
     async def start(self) -> None:
@@ -131,7 +142,7 @@ class MainJob:
 
         self.engine = await self._state_engine()
         sinks = [self._to_history, self.engine.sink]
-        mqtt = await self._mqtt()
+        mqtt = self._mqtt_publisher = await self._mqtt()
         if mqtt is not None:
             sinks.append(lambda records: _publish(mqtt, records))
             self.engine.listeners.append(StateBus(mqtt))
@@ -151,6 +162,7 @@ class MainJob:
         self._stoppers.append(self.collectors.stop)
         await self.engine.start()
         self._stoppers.append(self.engine.stop)
+        await self._start_alerting()
         status = asyncio.get_running_loop().create_task(self._report_status(), name="status")
         self._stoppers.append(lambda: _cancel(status))
         log.info("jukimon running", extra=fields(devices=sum(1 for _ in self.inventory.polled_devices()),
@@ -198,8 +210,34 @@ class MainJob:
             except ValueError as exc:  # e.g. a window on a device no longer in the inventory
                 log.warning("maintenance window skipped", extra=fields(window=payload.get("id"), reason=str(exc)))
         print(f"store: {store.url}", flush=True)
+        self._store = store
         return StateEngine(self.inventory, self.config.monitor, calendar=OperatingCalendar(self.config.schedule),
                            maintenance=maintenance, store=store)
+
+    async def _start_alerting(self) -> None:
+        assert self.engine is not None
+        config = self.config
+        routing = load_routing(config.alerting.routing_file) if config.alerting.routing_file else default_routing()
+        smtp = config.notify.smtp
+        if smtp.host is None:  # no relay configured: the embedded mail sink keeps every mail as a file
+            sink = MailSink(config.notify.mail_sink)
+            await sink.start()
+            self._stoppers.append(sink.stop)
+            smtp = replace(smtp, host=sink.host, port=sink.port)
+            print(f"mail: embedded SMTP sink {sink.host}:{sink.port}, messages in {config.notify.mail_sink}/",
+                  flush=True)
+        self.console_inbox = ConsoleReceiver(config.notify.console_keep)
+        mqtt = self._mqtt_publisher
+        receivers = build_receivers(routing.receivers, config.notify, smtp=smtp, console=self.console_inbox,
+                                    mqtt=(mqtt.host, mqtt.port) if mqtt is not None else None)
+        outbox = DurableOutbox(self._store, receivers, backoff_initial=config.notify.retry_initial,
+                               backoff_max=config.notify.retry_max)
+        await outbox.start()
+        self._stoppers.append(outbox.stop)
+        self.alerting = AlertingService(self.inventory, routing, outbox, self._store)
+        await self.alerting.start(self.engine.active())  # catches up with conditions raised while it was down
+        self._stoppers.append(self.alerting.stop)
+        self.engine.listeners.append(self.alerting.on_changes)
 
     async def _mqtt(self) -> MqttPublisher | None:
         settings = self.config.outputs.mqtt

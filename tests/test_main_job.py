@@ -8,6 +8,8 @@ starts, SNMPv3 polls, traps, a fault injected with the CLI, Ctrl-C at the end.
 from __future__ import annotations
 
 import asyncio
+import email
+import email.header
 import json
 import re
 import signal
@@ -38,7 +40,12 @@ def running(small_inventory: Inventory, tmp_path_factory: pytest.TempPathFactory
     inventory_file = work / "inventory.yaml"
     save_inventory(small_inventory, inventory_file)
     config = work / "jukimon.yaml"
-    config.write_text(f"outputs: {{spool_dir: {work / 'spool'}}}\nstore: {{url: 'sqlite+aiosqlite:///{work}/jukimon.db'}}\n")
+    routing = work / "routing.yml"
+    routing.write_text("receivers:\n  noc-mail: {type: email, to: [noc@example.lg.jp]}\n"
+                       "route:\n  receivers: [noc-mail]\n  group_by: [kind]\n  group_wait: 1s\n")
+    config.write_text(f"outputs: {{spool_dir: {work / 'spool'}}}\n"
+                      f"store: {{url: 'sqlite+aiosqlite:///{work}/jukimon.db'}}\n"
+                      f"alerting: {{routing_file: {routing}}}\nnotify: {{mail_sink: {work / 'mail'}}}\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor.cli", "run", "--config", str(config), "--inventory", str(inventory_file),
          "--snmp-port", str(SNMP_PORT), "--tls-port", str(TLS_PORT), "--control", f"127.0.0.1:{CONTROL_PORT}",
@@ -56,7 +63,7 @@ def running(small_inventory: Inventory, tmp_path_factory: pytest.TempPathFactory
     mqtt = re.search(r"MQTT: mqtt://127\.0\.0\.1:(\d+)/", output)
     tsdb = re.search(r"TSDB: (http://127\.0\.0\.1:\d+)", output)
     assert mqtt and tsdb and "devices up" in output, output
-    yield proc, int(mqtt.group(1)), tsdb.group(1), output
+    yield proc, int(mqtt.group(1)), tsdb.group(1), output, work
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
@@ -87,7 +94,7 @@ async def collect(port: int, topic: str, until, timeout: float, *, then: list[st
 
 
 def test_every_device_has_a_retained_state(running, small_inventory: Inventory) -> None:
-    _, port, _, _ = running
+    _, port, _, _, _ = running
     polled = {d.id for d in small_inventory.polled_devices()}
     messages = asyncio.run(collect(port, "jukimon/+/+/+/state",
                                    lambda seen: {json.loads(m.payload)["device"] for m in seen} >= polled, 30))
@@ -97,7 +104,7 @@ def test_every_device_has_a_retained_state(running, small_inventory: Inventory) 
 
 
 def test_a_cut_is_seen_on_the_bus_as_unreachable_devices_a_link_down_trap_and_one_site_condition(running) -> None:
-    _, port, _, _ = running
+    _, port, _, _, _ = running
     inject = [sys.executable, "-m", "monitor.cli", "simnet", "fault", "inject", "site_lines_cut", "muni-01-002",
               "--control", f"127.0.0.1:{CONTROL_PORT}"]
 
@@ -121,6 +128,15 @@ def test_a_cut_is_seen_on_the_bus_as_unreachable_devices_a_link_down_trap_and_on
     assert raised == [site_condition], raised
     cs1_judged = by_topic["jukimon/monitor/state/device/muni-01-002-cs1"][-1]
     assert cs1_judged["state"] == "unreachable"
+    mail_dir = running[4] / "mail"  # and the NOC was told, once, by mail (the embedded SMTP sink)
+    for _ in range(30):
+        mails = sorted(mail_dir.glob("*.eml"))
+        if mails:
+            break
+        time.sleep(0.5)
+    subjects = [str(email.header.make_header(email.header.decode_header(
+        email.message_from_bytes(m.read_bytes())["Subject"]))) for m in mails]
+    assert len(subjects) == 1 and "全回線断" in subjects[0], subjects
     cs_states = by_topic[cs1_state]  # the retained "reachable" first, then the news
     assert cs_states[-1]["poll"]["reachable"] is False
     traps = [e for t, events in by_topic.items() if t.endswith("/event/trap") for e in events]
@@ -130,7 +146,7 @@ def test_a_cut_is_seen_on_the_bus_as_unreachable_devices_a_link_down_trap_and_on
 
 
 def test_samples_reach_the_tsdb(running) -> None:
-    _, _, url, _ = running
+    _, _, url, _, _ = running
     urllib.request.urlopen(f"{url}/internal/force_flush", timeout=10).read()
     query = urllib.parse.urlencode({"match[]": '{__name__="interface_in_bps", device="pref-01-core"}',
                                     "start": "0"})
@@ -145,7 +161,7 @@ def test_samples_reach_the_tsdb(running) -> None:
 
 
 def test_ctrl_c_stops_everything(running) -> None:
-    proc, port, url, _ = running
+    proc, port, url, _, _ = running
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 0
     with pytest.raises(OSError):
