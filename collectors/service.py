@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 
 from collectors.scheduler import Cadence, PollScheduler
 from collectors.snmp.client import SnmpAuthError, SnmpClient, SnmpError, SnmpTimeout
-from collectors.snmp.probe import TablesChanged, learn_tables, poll_device
+from collectors.snmp.probe import SYS_UPTIME, TablesChanged, learn_tables, poll_device
 from collectors.snmp.samples import PollConverter
 from collectors.icmp_probe import check_icmp
 from collectors.tls_probe import check_tls
@@ -58,6 +58,7 @@ class CollectorService:
         self.tls_port = tls_port or settings.tls_port
         self.converter = PollConverter()
         self.status: dict[str, DeviceStatus] = {}
+        self._failing: set[str] = set()  # devices whose last SNMP poll failed: re-checked with a quick question
         self.scheduler: PollScheduler[Target] = PollScheduler(self._poll, concurrency=settings.concurrency)
         self.inventory = inventory
         self.set_inventory(inventory)
@@ -72,7 +73,7 @@ class CollectorService:
             origin = origin_of(inventory, device)
             interval = self.settings.interval_for(device.id, device.role)
             targets.append(((device.id, "snmp"), Target(device, origin, "snmp"),
-                            Cadence(interval=interval, recheck_interval=min(2.0, interval),
+                            Cadence(interval=interval, recheck_interval=min(self.settings.recheck_interval, interval),
                                     backoff_max=max(60.0, interval))))
             if self.settings.icmp:
                 every = self.settings.icmp_interval
@@ -89,8 +90,10 @@ class CollectorService:
         self.scheduler.start()
 
     def recheck(self, device_id: str) -> None:
-        """Poll a device's SNMP now (the monitor wants a parent's fresh answer before it blames a child)."""
-        self.scheduler.poll_soon((device_id, "snmp"))
+        """Ask a suspect device now, with the quick question first (the monitor wants a fresh answer
+        before it blames a child, or a trap said the line to it went down)."""
+        if self.scheduler.poll_soon((device_id, "snmp")):
+            self._failing.add(device_id)
 
     async def stop(self) -> None:
         await self.scheduler.stop()
@@ -129,6 +132,8 @@ class CollectorService:
         began = time.perf_counter()
         error: str | None = None
         try:
+            if device.id in self._failing:
+                await self._quick_check(device.address)
             if history.tables is None:
                 history.tables = await learn_tables(self.client, device.address, self.snmp_port)
             try:
@@ -143,6 +148,10 @@ class CollectorService:
         except SnmpError as exc:
             error = f"error: {exc}"[:200]
         now = time.time()
+        if error is None:
+            self._failing.discard(device.id)
+        else:
+            self._failing.add(device.id)
         duration_ms = round((time.perf_counter() - began) * 1000, 3)
         records: list[Sample | Event] = [Sample("poll", now, origin, {
             "ok": error is None, "duration_ms": duration_ms, **({"error": error} if error else {})},
@@ -156,6 +165,14 @@ class CollectorService:
             records += events
         self.emit(records)
         return error is None
+
+    async def _quick_check(self, address: str) -> None:
+        """One GET of sysUpTime with a short deadline: a device still silent fails fast (SnmpTimeout)."""
+        try:
+            await asyncio.wait_for(self.client.get(address, self.snmp_port, [SYS_UPTIME]),
+                                   self.settings.recheck_timeout)
+        except asyncio.TimeoutError:
+            raise SnmpTimeout(f"no answer from {address} (re-check)") from None
 
     async def _poll_tls(self, target: Target) -> bool:
         device, origin = target.device, target.origin

@@ -69,6 +69,10 @@ class CollectorSettings:
     concurrency: int = 256
     timeout: float = 2.0
     retries: int = 1
+    # A device whose last poll failed is asked again soon, with one quick question (sysUpTime, no retry),
+    # so the monitor can confirm a fault within a couple of seconds of the first failed poll.
+    recheck_interval: float = 0.5
+    recheck_timeout: float = 1.0
     # role → seconds. Lines (routers) and firewalls every 10 s, as the NOC needs to confirm a cut within
     # seconds; servers every 30 s (their faults also show on the firewall and lines in front of them).
     intervals: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_INTERVALS))
@@ -91,7 +95,8 @@ class CollectorSettings:
             _positive(f"{key}.intervals.{name}", seconds)
         for name, seconds in self.device_intervals.items():
             _positive(f"{key}.device_intervals.{name}", seconds)
-        for name in ("timeout", "default_interval", "tls_interval", "icmp_interval"):
+        for name in ("timeout", "default_interval", "tls_interval", "icmp_interval", "recheck_interval",
+                     "recheck_timeout"):
             _positive(f"{key}.{name}", getattr(self, name))
         if self.concurrency < 1:
             raise ConfigError(f"{key}.concurrency: must be at least 1")

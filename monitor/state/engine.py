@@ -79,6 +79,8 @@ class StateEngine:
         self.states: dict[tuple[SubjectKind, str], StateRecord] = {}
         self.conditions: dict[str, Condition] = {}  # active only
         self._timed: dict[str, tuple[ConditionSpec, float]] = {}  # reboot / order violation → until
+        self._link_by_circuit = {link.circuit_id: link for link in inventory.links.values()}
+        self._suspected: dict[str, float] = {}  # device → when it was last asked to be re-checked
         self._dirty = True
         self._pending: list[Changes] = []  # for the store
         self._task: asyncio.Task[None] | None = None
@@ -94,8 +96,11 @@ class StateEngine:
             if isinstance(record, Sample):
                 if record.measurement == "poll":
                     role = record.origin.role or ""
-                    if self.health.observe_poll(device_id, role, bool(record.fields.get("ok")), record.ts):
+                    ok = bool(record.fields.get("ok"))
+                    if self.health.observe_poll(device_id, role, ok, record.ts):
                         self._alive_changed(device_id, record.ts)
+                    if not ok:
+                        self._suspect_parents(device_id, record.ts)
                 else:
                     self.health.observe_sample(device_id, record)
             else:
@@ -107,12 +112,37 @@ class StateEngine:
         device_id = event.origin.device
         if device_id is None or device_id not in self.topology.devices:
             return
+        if event.event_type is EventType.TRAP and event.body.get("trap") == "linkDown":
+            self._suspect_line(device_id, event.body.get("if_index"), event.ts)
         if event.event_type is EventType.STATE and event.body.get("change") == "reboot":
             self.health.observe_reboot(device_id, event.ts)
             device = self.topology.devices[device_id]
             self._hold(ConditionSpec(ConditionKind.REBOOTED, device_id, Severity.NOTICE,
                                      f"{device.name} 再起動を検知 (稼働時間 {event.body.get('uptime_s', 0):.0f} 秒)"),
                        event.ts)
+
+    # --- asking again, early ------------------------------------------------------
+    # The collectors poll every 10 s; a fault is confirmed in seconds only if the monitor asks the
+    # suspects at once (a quick question each): the parents of a device that just failed, and the far
+    # end of a line another device reported down by trap.
+
+    def _suspect_parents(self, device_id: str, ts: float) -> None:
+        for parent in self.topology.devices[device_id].parents:
+            health = self.health.devices.get(parent)
+            if health is None or health.last_ok < ts:
+                self._suspect(parent, ts)
+
+    def _suspect_line(self, reporter: str, if_index: object, ts: float) -> None:
+        circuit = self.health.line_ports.get((reporter, str(if_index)))
+        link = self._link_by_circuit.get(circuit) if circuit else None
+        if link is not None and link.a != reporter:
+            self._suspect(link.a, ts)
+
+    def _suspect(self, device_id: str, ts: float) -> None:
+        if self.recheck is None or ts - self._suspected.get(device_id, 0.0) < self.settings.recheck_spacing:
+            return
+        self._suspected[device_id] = ts
+        self.recheck(device_id)
 
     def _alive_changed(self, device_id: str, ts: float) -> None:
         health = self.health.devices[device_id]

@@ -109,6 +109,7 @@ class HealthTracker:
         self.settings = settings or HealthSettings()
         self.line_circuits = line_circuits  # a port carrying a leased line is judged as the line, not the device
         self.devices: dict[str, DeviceHealth] = {}
+        self.line_ports: dict[tuple[str, str], str] = {}  # (device, ifIndex) → circuit id of the line on it
         self.dirty = False
 
     def of(self, device_id: str) -> DeviceHealth:
@@ -184,7 +185,10 @@ class HealthTracker:
             known = [e for e in errors if e is not None]
             checks.append((f"errors:{index}", s.if_errors_ps, max(known) if known else None,
                            f"{label} エラー {{:.1f}}/秒"))
-            if sample.tags.get("if_alias") not in self.line_circuits:
+            alias = sample.tags.get("if_alias")
+            if alias in self.line_circuits:
+                self.line_ports[(device_id, index)] = alias  # a linkDown trap on it names the line
+            else:
                 self._port(device_id, index, label, values.get("oper_status"))
         elif sample.measurement == "system":
             checks.append(("rtt", s.rtt_ms, _number(values.get("rtt_ms")), "応答時間 {:.0f} ms"))
