@@ -32,7 +32,8 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
 
 
 class Simulation:
-    def __init__(self, tls: bool, state_dir: Path, log_path: Path):
+    def __init__(self, tls: bool, state_dir: Path, log_path: Path, trap_receiver: tuple[str, int] | None = None):
+        self.trap_receiver = trap_receiver  # where the devices send SNMPv3 traps (as in the main job), if anywhere
         self.snmp_port, self.tls_port, self.control_port = free_port(), free_port(), free_port()
         self.tls = tls
         self.state_dir = state_dir
@@ -46,6 +47,8 @@ class Simulation:
                "--control", f"127.0.0.1:{self.control_port}", "--state-dir", str(self.state_dir)]
         if not self.tls:
             cmd.append("--no-tls")
+        if self.trap_receiver is not None:
+            cmd += ["--trap-receiver", f"{self.trap_receiver[0]}:{self.trap_receiver[1]}", "--trap-version", "3"]
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log, text=True)
         lines: queue.Queue[str | None] = queue.Queue()

@@ -4,7 +4,8 @@
 
 The whole simulated national network in a child process; in this process the
 collectors (SNMPv3; lines and firewalls every 10 s, and — as the issue states the
-goal — CSs every 10 s too, other servers 30 s) feed the state engine. After every
+goal — CSs every 10 s too, other servers 30 s) and the trap listener (the devices
+send SNMPv3 traps to it, as in the main job) feed the state engine. After every
 device is UP:
 
 1. single CS failures: ``--trials`` CSs in different municipalities are switched
@@ -36,7 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench._proc import machine  # noqa: E402
-from bench._sim import Simulation  # noqa: E402
+from bench._sim import Simulation, free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "state.json"
 
@@ -46,7 +47,7 @@ def percentile(values: list[float], p: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))], 3)
 
 
-async def run(args: argparse.Namespace, sim: Simulation) -> dict[str, Any]:
+async def run(args: argparse.Namespace, sim: Simulation, traps: Any) -> dict[str, Any]:
     from collectors.service import CollectorService
     from collectors.snmp.client import Credentials
     from collectors.snmp.udp_client import SnmpUdpClient
@@ -72,10 +73,12 @@ async def run(args: argparse.Namespace, sim: Simulation) -> dict[str, Any]:
 
     service = CollectorService(inventory, settings, client, [failures], snmp_port=sim.snmp_port,
                                tls_port=sim.tls_port)
+    await traps.start("127.0.0.1", sim.trap_receiver[1])
     engine = StateEngine(inventory, recheck=service.recheck)
     raised: list[tuple[float, Any]] = []
     engine.listeners.append(lambda changes: raised.extend((time.time(), c) for c in changes.raised))
     service.sinks.append(engine.sink)
+    traps.on_event = engine.on_event
     await engine.start()
     service.start()
 
@@ -142,6 +145,7 @@ async def run(args: argparse.Namespace, sim: Simulation) -> dict[str, Any]:
     root = engine.conditions.get(root_fp)
     unreachable = sum(1 for d in behind if (r := engine.state_of(SubjectKind.DEVICE, d)) and r.state is State.UNREACHABLE)
     await control({"op": "clear_all"})
+    await traps.stop()
     await service.stop()
     await engine.stop()
     return {
@@ -172,11 +176,18 @@ def main() -> int:
     parser.add_argument("--warmup-max", type=float, default=240.0)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
+    from collectors.snmp.client import Credentials
+    from collectors.snmp.traps import TrapListener
+    from monitor.inventory import default_inventory
+
+    traps = TrapListener(lambda event: None, default_inventory(),
+                         Credentials("3", user="jukimon", auth_key="jukimon-auth-key", priv_key="jukimon-priv-key"))
     with tempfile.TemporaryDirectory(prefix="jukimon-bench-state-") as tmp:
-        sim = Simulation(tls=False, state_dir=Path(tmp) / "simnet", log_path=Path(tmp) / "simnet.log")
+        sim = Simulation(tls=False, state_dir=Path(tmp) / "simnet", log_path=Path(tmp) / "simnet.log",
+                         trap_receiver=("127.0.0.1", free_port()))
         sim.start()
         try:
-            result = asyncio.run(run(args, sim))
+            result = asyncio.run(run(args, sim, traps))
         finally:
             sim.stop()
     args.output.parent.mkdir(parents=True, exist_ok=True)
