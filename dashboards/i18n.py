@@ -65,6 +65,12 @@ def translate(lang: str, key: str, **values: Any) -> str:
     return text.format(**values) if values else text
 
 
+def label(prefix: str, value: str, lang: str) -> str:
+    """``prefix.value`` from the catalogue if it has it, else the value as it is (codes from other sources)."""
+    key = f"{prefix}.{value}"
+    return translate(lang, key) if key in catalogue(lang) or key in catalogue(DEFAULT_LANG) else value
+
+
 def translator(lang: str) -> Translate:
     def t(key: str, **values: Any) -> str:
         return translate(lang, key, **values)

@@ -6,6 +6,7 @@ every template the same names, so a page never builds them itself:
 
 - ``t(key, **values)``: the catalogue in the session's language (``i18n``)
 - ``when(ts)``, ``duration(seconds)``: JST / era dates in that language
+- ``label(prefix, code)``: ``t(prefix.code)`` when the catalogue has it, else the code
 - ``csrf_field()``: the hidden token field for every form; ``csrf_token`` for scripts
 - ``user`` (``auth.User`` or None), ``lang``, ``nav`` (entries the user may open), ``path``
 - ``flashes``: one-time messages set by ``flash()`` before a redirect
@@ -99,7 +100,7 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
     base = {
         "request": request, "user": user, "lang": lang, "path": request.url.path,
         "t": i18n.translator(lang), "when": partial(i18n.when, lang=lang),
-        "duration": partial(i18n.duration, lang=lang), "now": console.now(),
+        "duration": partial(i18n.duration, lang=lang), "label": partial(i18n.label, lang=lang), "now": console.now(),
         "csrf_field": partial(csrf.hidden_field, session), "csrf_token": csrf.token(session),
         "nav": [item for item in console.nav if user is not None and user.may(item.roles)],
         "flashes": session.pop("flash", []),

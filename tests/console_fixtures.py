@@ -66,8 +66,16 @@ def poll(ctx: ConsoleContext, devices: Iterable[str], ok: bool, ts: float | None
                      for d in devices])
 
 
-def all_up(ctx: ConsoleContext) -> None:
-    poll(ctx, (d.id for d in ctx.inventory.polled_devices()), True)
+def round_of_polls(ctx: ConsoleContext, failing: Iterable[str] = ()) -> None:
+    """Every device polled once — ``failing`` ones without an answer — then judged.
+
+    Everything else answering in the same round is what lets the engine judge a
+    failure at once: its parents have answered since it failed (no verification hold).
+    """
+    failing = set(failing)
+    ts = time.time()
+    poll(ctx, [d.id for d in ctx.inventory.polled_devices() if d.id not in failing], True, ts)
+    poll(ctx, failing, False, ts)
     ctx.engine.evaluate()
 
 

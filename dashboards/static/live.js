@@ -2,7 +2,7 @@
 // No framework, no build step. The server renders everything; this only recolours what the events name:
 //   [data-site="id"] / [data-device="id"]  → data-state attribute (CSS colours it), [data-state-label] → text
 //   [data-pref]  (a prefecture card)       → worst state of its tiles
-//   [data-count-state="down"]              → how many tiles on the page are in that state
+//   [data-count-state="down"]              → how many municipality tiles (.muni) are in that state
 //   [data-alarm-count="critical"], [data-alarm-open], [data-alarm-unacked] → alarm counts
 (function () {
   "use strict";
@@ -49,11 +49,10 @@
 
   function refreshAggregates() {
     document.querySelectorAll("[data-pref]").forEach(function (card) {
-      card.dataset.state = worstOf(card.querySelectorAll("[data-site]"));
+      card.dataset.state = worstOf(card.querySelectorAll("[data-site], [data-device]"));
     });
     document.querySelectorAll("[data-count-state]").forEach(function (el) {
-      el.textContent = document.querySelectorAll(".tile[data-state='" + el.dataset.countState + "'], " +
-                                                 ".bigtile[data-state='" + el.dataset.countState + "']").length;
+      el.textContent = document.querySelectorAll(".muni[data-state='" + el.dataset.countState + "']").length;
     });
   }
 
