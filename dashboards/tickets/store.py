@@ -12,6 +12,7 @@ The store only keeps things; what may change and how is ``workflow``'s job.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 from typing import Any, Iterable, Sequence
@@ -154,6 +155,16 @@ class TicketStore:
             query = query.where(tickets.c.site == site)
         return await self._tickets(query)
 
+    async def tickets_by_id(self, ids: Sequence[int]) -> list[Ticket]:
+        """The tickets with these ids, in the order given (unknown ids left out)."""
+        found = {t.id: t for t in await self._tickets(select(tickets).where(tickets.c.id.in_(ids)))} if ids else {}
+        return [found[i] for i in ids if i in found]
+
+    async def opened_between(self, start: float, end: float) -> list[Ticket]:
+        """Tickets opened in [start, end), oldest first (for the monthly report)."""
+        return await self._tickets(select(tickets).where(tickets.c.created >= start, tickets.c.created < end)
+                                   .order_by(tickets.c.created, tickets.c.id))
+
     async def tickets_for_alarm(self, fingerprint: str) -> list[Ticket]:
         """The tickets linked to an alarm, newest first (for the alarm console)."""
         linked = select(ticket_alarms.c.ticket).where(ticket_alarms.c.fingerprint == fingerprint)
@@ -235,10 +246,9 @@ class TicketStore:
         """Past tickets sharing the most (and longest) terms with ``text``; ``exclude`` the ticket being viewed."""
         terms = search_terms(text)
         found = await self._ranked(tickets, terms, limit, exclude)
-        by_id = {t.id: t for t in await self._tickets(select(tickets).where(tickets.c.id.in_(found)))}
         return [SearchHit(HitKind.TICKET, t.id, t.title, t.description, t.answer, found[t.id],
                           _matched(terms, t.title, t.description, t.answer), t.status, t.site)
-                for t in (by_id[i] for i in found)]
+                for t in await self.tickets_by_id(list(found))]
 
     async def similar_answers(self, text: str, limit: int = 5) -> list[SearchHit]:
         """Knowledge-base entries sharing the most (and longest) terms with ``text``."""
@@ -256,6 +266,15 @@ class TicketStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(ranked(self._index, source, terms, limit, exclude))).all()
         return {r.id: float(r.score) for r in rows}
+
+
+async def shared_ticket_store(store: Store, cache: dict[str, Any]) -> TicketStore:
+    """The console's one ``TicketStore``, opened on first use and kept in ``cache`` (``Console.cache``)."""
+    lock = cache.setdefault("tickets.lock", asyncio.Lock())
+    async with lock:  # two first requests at once must not both create the tables
+        if "tickets.store" not in cache:
+            cache["tickets.store"] = await TicketStore.open(store)
+    return cache["tickets.store"]
 
 
 def _searchable(*parts: str) -> str:

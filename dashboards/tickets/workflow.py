@@ -37,7 +37,7 @@ ALLOWED: dict[TicketStatus, frozenset[TicketStatus]] = {
 }
 
 # Longest accepted texts: a call is described in a few lines, not pasted logs.
-LIMITS = {"title": 200, "description": 4000, "caller": 100, "answer": 8000, "comment": 2000, "question": 4000}
+LIMITS = {"title": 200, "description": 4000, "caller_contact": 100, "answer": 8000, "comment": 2000, "question": 4000}
 
 
 class WorkflowError(ValueError):
@@ -77,7 +77,7 @@ class TicketWorkflow:
         now = self.clock()
         ticket = Ticket(0, site.id, _category(draft.category), _text("title", draft.title),
                         _text("description", draft.description), TicketStatus.RECEIVED, now, now, actor,
-                        _text("caller", draft.caller, required=False), alarms=tuple(dict.fromkeys(draft.alarms)))
+                        _text("caller_contact", draft.caller, required=False), alarms=tuple(dict.fromkeys(draft.alarms)))
         saved = await self.store.create(ticket, TicketEvent(0, 0, now, actor, "opened", ticket.title,
                                                             {"site": site.id, "category": ticket.category.value}))
         await self.audit("ticket.open", f"ticket:{saved.id}", site=site.id, category=saved.category.value)
