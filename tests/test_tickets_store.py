@@ -142,6 +142,14 @@ async def test_more_and_longer_shared_terms_rank_higher(tickets: TicketStore, fl
     assert best[0].title == VEIN.title and "静脈認証装置" in best[0].matched
 
 
+async def test_words_in_many_answers_weigh_less_than_rare_ones(tickets: TicketStore, flow: TicketWorkflow) -> None:
+    """住基 and ネット are in several answers, 回線 in one: by length alone the hours answer (住基 + ネット) would tie."""
+    await seed_knowledge(flow)
+    found = await tickets.similar_answers("回線が切れた。朝から住基ネットにつながらない")
+    assert found[0].title == LINE_DOWN.title and found[0].matched == ("ネット", "回線")
+    assert found[1].title == "共通運用時間帯の外で業務ができない" and found[1].score < found[0].score
+
+
 async def test_what_character_matching_cannot_find(tickets: TicketStore, flow: TicketWorkflow) -> None:
     """A synonym with no character in common is not found: つながらない ≠ 接続できない, 切れた ≠ 断."""
     await seed_knowledge(flow)

@@ -118,7 +118,7 @@ class SearchHit:
     title: str
     text: str  # the ticket's description or the entry's question
     answer: str
-    score: float  # higher is closer: the summed length of the search terms found
+    score: float  # higher is closer: each term found counts its length times its rarity
     matched: tuple[str, ...]  # the terms found, to highlight why it came up
     status: TicketStatus | None = None  # tickets only
     site: str | None = None  # tickets only

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from alerting.model import AlarmStatus
 from dashboards.tickets.callers import Caller
 from monitor.inventory.model import Device, Link, Role, Tier
 from monitor.maintenance import MaintenanceWindow, ScopeKind
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from dashboards.context import ConsoleContext
 
 RECENT_CHANGES = 15
+RECENTLY_RESOLVED = 24 * 3600  # a caller often rings after the fault has cleared: "what happened this morning?"
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class SiteStatus:
     state: StateRecord | None  # None: not judged yet
     devices: list[tuple[Device, StateRecord | None]]  # polled devices of the site (and a prefecture's unit)
     lines: list[tuple[Link, StateRecord | None]]  # the site's leased lines
-    alarms: list[Alarm]  # open, most severe first
+    alarms: list[Alarm]  # open or resolved within RECENTLY_RESOLVED, most severe first
     changes: list[Transition]  # newest first
     maintenance: list[MaintenanceWindow]  # in force now or still to come
     municipalities: dict[State, int]  # a prefecture's municipalities by state (empty for a municipality)
@@ -61,17 +63,20 @@ async def site_status(ctx: ConsoleContext, caller: Caller, now: float) -> SiteSt
         caller, states.get((SubjectKind.SITE, site)),
         [(d, states.get((SubjectKind.DEVICE, d.id))) for d in devices],
         [(link, states.get((SubjectKind.LINK, link.id))) for link in lines],
-        _alarms(ctx, caller, ids), changes, _maintenance(ctx, caller, ids, now),
+        _alarms(ctx, caller, ids, now), changes, _maintenance(ctx, caller, ids, now),
         dict(sorted(municipalities.items(), key=lambda kv: kv[0].rank)))
 
 
-def _alarms(ctx: ConsoleContext, caller: Caller, devices: set[str]) -> list[Alarm]:
+def _alarms(ctx: ConsoleContext, caller: Caller, devices: set[str], now: float) -> list[Alarm]:
     if ctx.alerting is None:
         return []
+    statuses = (AlarmStatus.FIRING, AlarmStatus.ACKNOWLEDGED, AlarmStatus.RESOLVED)
     if caller.tier is Tier.PREFECTURE:
-        return ctx.alerting.open_alarms([f'prefecture="{caller.prefecture}"'])
-    return [a for a in ctx.alerting.open_alarms()
-            if a.labels.get("site") == caller.site or not devices.isdisjoint(a.suppressed)]
+        found = ctx.alerting.open_alarms([f'prefecture="{caller.prefecture}"'], statuses=statuses)
+    else:
+        found = [a for a in ctx.alerting.open_alarms(statuses=statuses)
+                 if a.labels.get("site") == caller.site or not devices.isdisjoint(a.suppressed)]
+    return [a for a in found if a.resolved_at is None or a.resolved_at >= now - RECENTLY_RESOLVED]
 
 
 def _maintenance(ctx: ConsoleContext, caller: Caller, devices: set[str], now: float) -> list[MaintenanceWindow]:

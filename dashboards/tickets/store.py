@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import replace
 from typing import Any, Iterable, Sequence
 
@@ -22,7 +23,7 @@ from sqlalchemy import (JSON, Column, Double, Index, Integer, MetaData, Row, Str
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashboards.tickets.model import (Category, HitKind, KbEntry, SearchHit, Ticket, TicketEvent, TicketStatus)
-from dashboards.tickets.search import TrigramIndex, ranked, trigram_index
+from dashboards.tickets.search import TrigramIndex, document_frequency, ranked, trigram_index
 from dashboards.tickets.terms import normalise, search_terms
 from monitor.logs import fields
 from monitor.store import Store
@@ -264,8 +265,14 @@ class TicketStore:
         if not terms:
             return {}
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(ranked(self._index, source, terms, limit, exclude))).all()
-        return {r.id: float(r.score) for r in rows}
+            found = {int(position): count for position, count in
+                     (await conn.execute(document_frequency(self._index, source, terms, exclude))).all()}
+            if not found:
+                return {}
+            rows = (await conn.execute(select(func.count()).select_from(source))).scalar_one()
+            weights = [(terms[p], len(terms[p]) * math.log(1 + rows / count)) for p, count in sorted(found.items())]
+            ranking = (await conn.execute(ranked(self._index, source, weights, limit, exclude))).all()
+        return {r.id: float(r.score) for r in ranking}
 
 
 async def shared_ticket_store(store: Store, cache: dict[str, Any]) -> TicketStore:
