@@ -34,6 +34,7 @@ from alerting.silences import ROOT_CAUSE_KINDS, Matcher, MatcherError, SilenceEr
 from dashboards.audit import audit
 from dashboards.auth import UserRole, require
 from dashboards.i18n import lang_of, translate, translator
+from dashboards.live import alarm_counts
 from dashboards.pages import console_of, error_page, flash, render, see_other
 from dashboards.views.noc import layout_of, site_name
 from monitor.state.model import ConditionKind, State, SubjectKind
@@ -96,7 +97,7 @@ async def alarm_list(request: Request) -> Response:
         "prefectures": layout_of(console).prefectures, "status_filters": tuple(STATUS_FILTERS),
         "muting": {a.fingerprint: alerting.muting(a.fingerprint) for a in shown} if alerting else {},
         "place": _place(request), "root_kinds": ROOT_CAUSE_KINDS, "operator": _is_operator(request),
-        "available": alerting is not None, "site_name": site_name})
+        "available": alerting is not None, "site_name": site_name, "counts": alarm_counts(console.ctx)})
 
 
 @require()

@@ -5,7 +5,7 @@ conditions and open alarms at the site, the site's recent transitions.
 ``/devices/{id}``: the device's place (site, parents, lines), state, lifecycle,
 conditions, open alarms, recent transitions (``store.transitions``) and SVG
 graphs from the short-term history — RTT and loss, CPU, traffic per interface,
-disk — over the last hour, 6 hours or day (``?range=``).
+disk — over the last 15 minutes, hour, 6 hours or day (``?range=``, an hour by default).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dashboards.pages import console_of, error_page, render
 from dashboards.views.noc import layout_of, site_name
 from monitor.state.model import State, SubjectKind
 
-RANGES = {"1h": 3600, "6h": 6 * 3600, "24h": 86_400}
+RANGES = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86_400}
 MAX_INTERFACES = 6
 MAX_VOLUMES = 4
 RECENT_TRANSITIONS = 30
