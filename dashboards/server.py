@@ -5,6 +5,7 @@ signal handlers nor exits the process on a bind error (uvicorn's own habits):
 the socket is bound here first, and a port already in use raises ``OSError``
 to the caller. Usage::
 
+    ctx = ConsoleContext(..., secret_key=load_secret(state_dir / "console.key"))
     console = await serve(ctx, host="127.0.0.1", port=8080)
     ...
     await console.stop()
@@ -15,7 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 import socket
+from pathlib import Path
 from typing import Iterator
 
 import uvicorn
@@ -25,6 +29,22 @@ from dashboards.context import ConsoleContext
 from monitor.logs import fields
 
 log = logging.getLogger("dashboards.server")
+
+
+def load_secret(path: Path) -> bytes:
+    """The key that signs sessions and CSRF tokens, created (32 random bytes, mode 0600) on first use.
+
+    Kept across restarts so that operators stay signed in when the monitor restarts.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(secrets.token_bytes(32))
+    secret = path.read_bytes()
+    if len(secret) < 32:
+        raise ValueError(f"{path}: a console key needs at least 32 bytes")
+    return secret
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -1,6 +1,6 @@
 """The console's test chain without a simulation: a real StateEngine, AlertingService and Store over a small inventory.
 
-States are made the way the collectors make them — poll samples into ``engine.sink``
+``served(...)`` gives a running console over it. States are made the way the collectors make them — poll samples into ``engine.sink``
 then ``engine.evaluate()`` — and alarms follow from the engine's conditions through
 ``AlertingService.on_changes``. The console is served by ``dashboards.server.serve``
 on a free loopback port and driven over HTTP (``ConsoleClient``) or by the browser.
@@ -8,10 +8,12 @@ on a free loopback port and driven over HTTP (``ConsoleClient``) or by the brows
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import time
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import AsyncIterator, Callable, Iterable
 
 import httpx
 
@@ -20,6 +22,7 @@ from alerting.service import AlertingService
 from collectors.history import History
 from dashboards.auth import UserBook, UserRole
 from dashboards.context import ConsoleContext
+from dashboards.server import ConsoleServer, serve
 from monitor.envelope import Sample, origin_of
 from monitor.inventory.model import Inventory
 from monitor.state.engine import StateEngine
@@ -82,6 +85,22 @@ def round_of_polls(ctx: ConsoleContext, failing: Iterable[str] = ()) -> None:
 async def add_users(users: UserBook) -> None:
     for role, name in USERS.items():
         await users.add(name, role, PASSWORD)
+
+
+@contextlib.asynccontextmanager
+async def served(inventory: Inventory, directory: Path,
+                 failing: Iterable[str] = ()) -> AsyncIterator[ConsoleServer]:
+    """The console over a static context (every device polled once, ``failing`` silent), with one user per role."""
+    store = await Store.open(f"sqlite+aiosqlite:///{directory}/jukimon.db")
+    ctx = await static_context(inventory, store)
+    round_of_polls(ctx, failing)
+    server = await serve(ctx, port=0)
+    try:
+        await add_users(server.app.state.console.users)
+        yield server
+    finally:
+        await server.stop()
+        await store.close()
 
 
 class ConsoleClient:

@@ -13,22 +13,17 @@ import pytest_asyncio
 
 from dashboards import i18n
 from dashboards.auth import LOCK_AFTER, AuthError, UserBook, UserRole, hash_password, verify_password
-from dashboards.server import ConsoleServer, serve
+from dashboards.server import ConsoleServer, load_secret
 from monitor.inventory.model import Inventory
-from monitor.store import Store
-from tests.console_fixtures import PASSWORD, USERS, ConsoleClient, add_users, static_context
+from tests.console_fixtures import PASSWORD, USERS, ConsoleClient, served
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def console(small_inventory: Inventory, tmp_path_factory: pytest.TempPathFactory):
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('console')}/jukimon.db")
-    server = await serve(await static_context(small_inventory, store), port=0)
-    await add_users(server.app.state.console.users)
-    yield server
-    await server.stop()
-    await store.close()
+    async with served(small_inventory, tmp_path_factory.mktemp("console")) as server:
+        yield server
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -121,3 +116,10 @@ async def test_the_catalogues_have_the_same_keys_and_placeholders() -> None:
     for key in ja:
         names = [{f for _, f, _, _ in string.Formatter().parse(text) if f} for text in (ja[key], en[key])]
         assert names[0] == names[1], key
+
+
+async def test_the_console_key_is_created_private_once_and_kept(tmp_path) -> None:
+    path = tmp_path / "state" / "console.key"
+    first = load_secret(path)
+    assert len(first) == 32 and path.stat().st_mode & 0o777 == 0o600
+    assert load_secret(path) == first, "the same key after a restart: sessions survive"

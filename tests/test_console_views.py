@@ -23,11 +23,10 @@ from alerting.model import AlarmStatus
 from collectors.history import History
 from dashboards.graphs import Graph, Series, render_svg
 from dashboards.auth import UserRole
-from dashboards.server import ConsoleServer, serve
+from dashboards.server import ConsoleServer
 from monitor.envelope import Origin, Sample
 from monitor.inventory.model import Inventory
-from monitor.store import Store
-from tests.console_fixtures import USERS, ConsoleClient, add_users, round_of_polls, static_context
+from tests.console_fixtures import USERS, ConsoleClient, round_of_polls, served
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -36,18 +35,13 @@ HAKODATE_CS = "muni-01-003-cs1"
 OKINAWA_CORE = "pref-47-core"  # a root cause: every Okinawa municipality behind it
 ASAHIKAWA_CS = "muni-01-004-cs1"
 KUSHIRO_CS = "muni-01-005-cs1"
+FAULTS = [f"{OTARU}-rt1", f"{OTARU}-rt2", HAKODATE_CS, OKINAWA_CORE, ASAHIKAWA_CS, KUSHIRO_CS]
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def console(small_inventory: Inventory, tmp_path_factory: pytest.TempPathFactory):
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('views')}/jukimon.db")
-    ctx = await static_context(small_inventory, store)
-    round_of_polls(ctx, [f"{OTARU}-rt1", f"{OTARU}-rt2", HAKODATE_CS, OKINAWA_CORE, ASAHIKAWA_CS, KUSHIRO_CS])
-    server = await serve(ctx, port=0)
-    await add_users(server.app.state.console.users)
-    yield server
-    await server.stop()
-    await store.close()
+    async with served(small_inventory, tmp_path_factory.mktemp("views"), FAULTS) as server:
+        yield server
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -219,8 +213,7 @@ async def test_the_live_stream_pushes_a_state_change(console: ConsoleServer, as_
     deadline = time.monotonic() + 5
     while not any(name == "hello" for name, _ in events) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    round_of_polls(ctx, [f"{OTARU}-rt1", f"{OTARU}-rt2", HAKODATE_CS, OKINAWA_CORE, ASAHIKAWA_CS, KUSHIRO_CS,
-                         "muni-01-006-cs1"])
+    round_of_polls(ctx, [*FAULTS, "muni-01-006-cs1"])
     await asyncio.wait_for(listener, 5)
     received = dict(events)
     assert received["state"]["devices"]["muni-01-006-cs1"] == "down"
