@@ -21,6 +21,7 @@ import pkgutil
 import secrets
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import AsyncIterator
 
 from starlette.applications import Starlette
@@ -83,7 +84,7 @@ def create_app(ctx: ConsoleContext, *, users: UserBook | None = None, audit: Aud
     return app
 
 
-def discover_views() -> list:
+def discover_views() -> list[ModuleType]:
     """Every ``dashboards.views`` module with a ``routes`` function, by name."""
     found = []
     for info in sorted(pkgutil.iter_modules(views.__path__), key=lambda i: i.name):
