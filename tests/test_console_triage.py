@@ -15,33 +15,22 @@ import pytest_asyncio
 
 from alerting.model import AlarmStatus
 from dashboards.auth import UserRole
-from dashboards.server import ConsoleServer, serve
+from dashboards.server import ConsoleServer
 from monitor.inventory.model import Inventory
-from monitor.store import Store
 from tests.browser import chromium, screenshot, signed_in
-from tests.console_fixtures import PASSWORD, USERS, ConsoleClient, add_users, round_of_polls, static_context
+from tests.console_fixtures import PASSWORD, USERS, ConsoleClient, round_of_polls
+from tests.otaru import OTARU, OTARU_CUT, otaru_cut_off
 from tests.ticket_samples import ANSWERS, LINE_DOWN, VEIN
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-OTARU = "muni-01-002"
-OTARU_LINES = ("muni-01-002-rt1", "muni-01-002-rt2")
-OTARU_CUT = f"site_unreachable:{OTARU}"
 CALL_CENTRE = USERS[UserRole.CALL_CENTER]
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def console(small_inventory: Inventory, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ConsoleServer]:
-    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('triage')}/jukimon.db")
-    ctx = await static_context(small_inventory, store)
-    round_of_polls(ctx)
-    round_of_polls(ctx, failing=OTARU_LINES)  # Otaru's two leased lines are cut: one alarm for the site
-    await ctx.engine.stop()  # the engine is not running: this saves the judgement (its transitions) to the store
-    server = await serve(ctx, port=0)
-    await add_users(server.app.state.console.users)
-    yield server
-    await server.stop()
-    await store.close()
+    async with otaru_cut_off(small_inventory, tmp_path_factory.mktemp("triage")) as server:
+        yield server
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -176,10 +165,13 @@ def _status_of(label: str) -> str:
     return {"受付": "received", "調査中": "investigating", "回答済": "answered", "完了": "done"}[label]
 
 
-async def test_a_forbidden_step_is_refused_with_a_reason(client: ConsoleClient) -> None:
+async def test_a_forbidden_step_is_refused_with_a_reason(console: ConsoleServer, client: ConsoleClient) -> None:
     ticket = await _open_ticket(client, "静脈認証でログインできない", "業務端末03")
     refused = await client.post(f"/triage/tickets/{ticket}/status", {"to": "done"})
     assert "状況を「受付」から「完了」には変更できません" in refused.text and 'data-status="received"' in refused.text
+    audit = await console.app.state.console.audit.entries(action="ticket.status")
+    assert [(e.target, e.result, e.detail) for e in audit][0] == (f"ticket:{ticket}", "failed",
+                                                                  {"error": "tickets.error.transition"})
     empty = await client.post(f"/triage/tickets/{ticket}/answer", {"answer": "  "})
     assert "回答を入力してください" in empty.text
     assert (await client.get("/triage/tickets/99999")).status_code == 404

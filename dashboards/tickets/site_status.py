@@ -80,8 +80,7 @@ def _alarms(ctx: ConsoleContext, caller: Caller, devices: set[str], now: float) 
 
 
 def _maintenance(ctx: ConsoleContext, caller: Caller, devices: set[str], now: float) -> list[MaintenanceWindow]:
-    if ctx.maintenance is None:
-        return []
+    book = ctx.maintenance if ctx.maintenance is not None else ctx.engine.maintenance  # the one the engine judges by
     scopes = {(ScopeKind.SITE, caller.site), (ScopeKind.PREFECTURE, caller.prefecture),
               *((ScopeKind.DEVICE, d) for d in devices)}
-    return [w for w in ctx.maintenance.windows() if (w.scope_kind, w.scope_id) in scopes and w.final_end > now]
+    return [w for w in book.windows() if (w.scope_kind, w.scope_id) in scopes and w.final_end > now]

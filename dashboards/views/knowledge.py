@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dashboards import i18n
+from dashboards.audit import audit
 from dashboards.auth import require
 from dashboards.pages import error_page, flash, render, see_other
 from dashboards.tickets import Category, KbEntry, WorkflowError
@@ -49,6 +50,7 @@ async def save(request: Request) -> Response:
         saved = await flow.save_kb(form.get("title", ""), form.get("question", ""), form.get("answer", ""),
                                    form.get("category", ""), request.state.user.name, entry_id=entry_id)
     except WorkflowError as refused:
+        await audit(request, "kb.save", f"kb:{entry_id}" if entry_id else "", "failed", error=refused.key)
         old = await flow.store.kb_entry(entry_id) if entry_id else None
         return _page(request, old, form, error_text(request, refused), status=400)
     flash(request, i18n.translate(i18n.lang_of(request), "kb.flash.saved", id=saved.id))

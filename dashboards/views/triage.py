@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dashboards import i18n
+from dashboards.audit import audit
 from dashboards.auth import require
 from dashboards.pages import console_of, error_page, flash, render, see_other
 from dashboards.tickets import (ALLOWED, OPEN_STATUSES, Category, Ticket, TicketDraft, TicketStatus, TicketStore,
@@ -63,6 +64,8 @@ async def create(request: Request) -> Response:
                             tuple(str(v) for v in form.getlist("alarm")))
         ticket = await workflow(request, tickets).open(draft, request.state.user.name)
     except WorkflowError as refused:
+        await audit(request, "ticket.open", caller.site if caller else fields.get("caller", ""), "failed",
+                    error=refused.key)
         return await _intake_page(request, fields, error=error_text(request, refused), status=400)
     flash(request, _t(request)("tickets.flash.opened", id=ticket.id))
     return see_other(f"/triage/tickets/{ticket.id}")
@@ -188,8 +191,11 @@ async def ticket_detail(request: Request) -> Response:
     })
 
 
-def _ticket_action(act: Any) -> Any:
-    """A POST on one ticket: run ``act(flow, ticket_id, form, user)``, flash the outcome, back to the ticket."""
+def _ticket_action(name: str, act: Any) -> Any:
+    """A POST on one ticket: run ``act(flow, ticket_id, form, user)``, flash the outcome, back to the ticket.
+
+    A refusal is audited here (``ticket.<name>``, failed); what was done, the workflow audited itself.
+    """
     @require(*CALL_CENTRE_ROLES)
     async def endpoint(request: Request) -> Response:
         ticket_id = request.path_params["ticket_id"]
@@ -197,6 +203,7 @@ def _ticket_action(act: Any) -> Any:
         try:
             result = await act(flow, ticket_id, await request.form(), request.state.user.name)
         except WorkflowError as refused:
+            await audit(request, f"ticket.{name}", f"ticket:{ticket_id}", "failed", error=refused.key)
             if refused.key == "tickets.error.not_found":
                 return _not_found(request)
             flash(request, error_text(request, refused), "error")
@@ -225,12 +232,15 @@ def _form(form: FormData, name: str) -> str:
     return str(form.get(name, ""))
 
 
-move = _ticket_action(lambda flow, tid, form, user: flow.move(tid, _form(form, "to"), user, _form(form, "note")))
-answer = _ticket_action(lambda flow, tid, form, user: flow.answer(tid, _form(form, "answer"), user))
-comment = _ticket_action(lambda flow, tid, form, user: flow.comment(tid, _form(form, "text"), user))
-link = _ticket_action(lambda flow, tid, form, user: flow.link_alarm(tid, _form(form, "fingerprint").strip(), user))
-unlink = _ticket_action(lambda flow, tid, form, user: flow.unlink_alarm(tid, _form(form, "fingerprint"), user))
-to_kb = _ticket_action(lambda flow, tid, form, user: flow.answer_to_kb(tid, user))
+# path → (audit action, the change): the audit actions are the workflow's own (``ticket.<action>``).
+TICKET_ACTIONS: dict[str, tuple[str, Any]] = {
+    "status": ("status", lambda flow, tid, form, user: flow.move(tid, _form(form, "to"), user, _form(form, "note"))),
+    "answer": ("answered", lambda flow, tid, form, user: flow.answer(tid, _form(form, "answer"), user)),
+    "comment": ("commented", lambda flow, tid, form, user: flow.comment(tid, _form(form, "text"), user)),
+    "link": ("linked", lambda flow, tid, form, user: flow.link_alarm(tid, _form(form, "fingerprint").strip(), user)),
+    "unlink": ("unlinked", lambda flow, tid, form, user: flow.unlink_alarm(tid, _form(form, "fingerprint"), user)),
+    "kb": ("kb", lambda flow, tid, form, user: flow.answer_to_kb(tid, user)),
+}
 
 
 def routes() -> list[Route]:
@@ -239,8 +249,7 @@ def routes() -> list[Route]:
         Route("/triage", intake), Route("/triage/check", check, methods=["POST"]),
         Route("/triage/callers.json", callers_json), Route("/triage/panel", panel), Route("/triage/similar", similar),
         Route("/triage/tickets", ticket_list), Route("/triage/tickets", create, methods=["POST"]),
-        Route(one, ticket_detail), Route(f"{one}/status", move, methods=["POST"]),
-        Route(f"{one}/answer", answer, methods=["POST"]), Route(f"{one}/comment", comment, methods=["POST"]),
-        Route(f"{one}/link", link, methods=["POST"]), Route(f"{one}/unlink", unlink, methods=["POST"]),
-        Route(f"{one}/kb", to_kb, methods=["POST"]),
+        Route(one, ticket_detail),
+        *(Route(f"{one}/{path}", _ticket_action(name, act), methods=["POST"])
+          for path, (name, act) in TICKET_ACTIONS.items()),
     ]
