@@ -14,14 +14,16 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 
 def _registrars() -> list[Registrar]:
     # Imported here so that `jukimon --help` stays fast and packages stay independent.
+    from alerting.cascade.cli import register as cascade
     from collectors.cli import register as poll
     from collectors.syslog.cli import register as syslog
+    from dashboards.cli import register as console
     from monitor.inventory.cli import register as inventory
     from monitor.lifecycle_cli import register as lifecycle
     from monitor.run import register as run
     from simnet.cli import register as simnet
 
-    return [run, inventory, simnet, poll, syslog, lifecycle]
+    return [run, inventory, simnet, poll, syslog, lifecycle, cascade, console]
 
 
 def build_parser() -> argparse.ArgumentParser:

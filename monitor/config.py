@@ -28,6 +28,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
+from alerting.cascade.model import CascadeSettings
 from alerting.notify.settings import NotifySettings
 from monitor.configerror import ConfigError
 from monitor.inventory.model import Role
@@ -151,6 +152,16 @@ class AlertingSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    host: str = "127.0.0.1"  # loopback by default: put a TLS reverse proxy in front to serve others
+    port: int = 8080
+
+    def check(self, key: str) -> None:
+        if not 0 <= self.port < 65536:
+            raise ConfigError(f"{key}.port: must be 0..65535")
+
+
+@dataclass(frozen=True)
 class Config:
     collectors: CollectorSettings = field(default_factory=CollectorSettings)
     outputs: OutputSettings = field(default_factory=OutputSettings)
@@ -160,6 +171,8 @@ class Config:
     store: StoreSettings = field(default_factory=StoreSettings)
     alerting: AlertingSettings = field(default_factory=AlertingSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    cascade: CascadeSettings = field(default_factory=CascadeSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     source: str = "<defaults>"
 
     def check(self) -> "Config":
@@ -170,6 +183,8 @@ class Config:
         self.store.check("store")
         self.alerting.check("alerting")
         self.notify.check("notify")
+        self.cascade.check("cascade")
+        self.console.check("console")
         return self
 
 

@@ -25,6 +25,7 @@ import asyncio
 import ctypes
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -32,10 +33,14 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from alerting.cascade import Cascade, generate_keypair, generate_link_key, open_cascade
 from alerting.notify import ConsoleReceiver, DurableOutbox, MailSink, build_receivers
 from alerting.routing import default_routing, load_routing
 from alerting.service import AlertingService
 from collectors.history import History
+from dashboards.auth import UserBook, UserRole
+from dashboards.context import ConsoleContext
+from dashboards.server import ConsoleServer, load_secret, serve
 from collectors.outputs import MqttPublisher, TsdbWriter
 from collectors.service import CollectorService
 from collectors.snmp.client import Credentials
@@ -117,6 +122,8 @@ class MainJob:
     engine: StateEngine | None = None
     alerting: AlertingService | None = None
     console_inbox: ConsoleReceiver | None = None
+    cascade: Cascade | None = None
+    console: ConsoleServer | None = None
     _store: Store | None = None
     _mqtt_publisher: MqttPublisher | None = None
     events: dict[str, int] = field(default_factory=dict)
@@ -238,6 +245,48 @@ class MainJob:
         await self.alerting.start(self.engine.active())  # catches up with conditions raised while it was down
         self._stoppers.append(self.alerting.stop)
         self.engine.listeners.append(self.alerting.on_changes)
+        await self._start_cascade(smtp.host, smtp.port)
+        await self._start_console()
+
+    async def _start_console(self) -> None:
+        assert self.engine is not None and self._store is not None
+        first_password = await _first_admin(self._store, self.state_dir / "console-admin-password")
+        ctx = ConsoleContext(self.inventory, self.engine, self._store, self.alerting, self.history, self.console_inbox,
+                             self.engine.maintenance, secret_key=load_secret(self.state_dir / "console.key"),
+                             extra={"cascade": self.cascade})
+        settings = self.config.console
+        self.console = await serve(ctx, settings.host, _port_or_free(settings.port) if settings.port else 0)
+        self._stoppers.append(self.console.stop)
+        if first_password is not None:
+            print(f"console, first start: user admin, password in {first_password} "
+                  "(add people with: jukimon console user add NAME --role ROLE)", flush=True)
+        print(f"console: http://{self.console.host}:{self.console.port}/", flush=True)
+
+    async def _start_cascade(self, smtp_host: str | None, smtp_port: int) -> None:
+        """The incident-report cascade, ready for the console and drills; keys made on the first start."""
+        settings = self.config.cascade
+        if not settings.private_key.exists():
+            generate_keypair(settings.private_key, settings.public_key)
+            log.info("cascade signing key created", extra=fields(public_key=str(settings.public_key)))
+        if not settings.link_key.exists():
+            generate_link_key(settings.link_key)
+        if self.config.notify.smtp.host is None and smtp_host is not None:  # the demo: reports into the mail sink
+            settings = replace(settings, smtp_host=smtp_host, smtp_port=smtp_port)
+        mqtt = self._mqtt_publisher
+        self.cascade = await open_cascade(self._store, self.inventory, settings,
+                                          mqtt=(mqtt.host, mqtt.port) if mqtt is not None else None)
+        self._stoppers.append(self.cascade.close)
+        ticker = asyncio.get_running_loop().create_task(self._tick_cascade(), name="cascade-reminders")
+        self._stoppers.append(lambda: _cancel(ticker))
+
+    async def _tick_cascade(self) -> None:
+        assert self.cascade is not None
+        while True:
+            await asyncio.sleep(60)
+            try:
+                await self.cascade.tick()  # reminders to the overdue, forwarding on behalf of prefectures
+            except Exception:
+                log.exception("cascade tick failed")
 
     async def _mqtt(self) -> MqttPublisher | None:
         settings = self.config.outputs.mqtt
@@ -317,6 +366,21 @@ class MainJob:
             if kind is SubjectKind.DEVICE and record.state not in (State.UP, State.UNKNOWN):
                 counts[record.state.value] = counts.get(record.state.value, 0) + 1
         return {**counts, "conditions": len(self.engine.conditions)}
+
+
+async def _first_admin(store: Store, password_file: Path) -> Path | None:
+    """A fresh installation has no console user: make ``admin`` with a random password kept in a 0600 file."""
+    users = await UserBook(store).open()
+    if await users.accounts():
+        return None
+    password = secrets.token_urlsafe(12)
+    await users.add("admin", UserRole.ADMIN, password)
+    password_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    log.warning("console: first admin account created", extra=fields(user="admin", password_file=str(password_file)))
+    return password_file
 
 
 def _publish(mqtt: MqttPublisher, records: list[Sample | Event]) -> None:
