@@ -19,9 +19,10 @@ there); without one every page says the cascade is not configured.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import secrets
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -55,8 +56,30 @@ def _cascade(request: Request) -> Cascade | None:
     return cascade if isinstance(cascade, Cascade) else None
 
 
-def _not_configured(request: Request) -> Response:
-    return render(request, "cascade/not_configured.html")
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def with_cascade(endpoint: Callable[[Request, Cascade], Awaitable[Response]]) -> Endpoint:
+    """The endpoint gets the running cascade; without one the page says the cascade is not configured."""
+    @functools.wraps(endpoint)
+    async def page(request: Request) -> Response:
+        cascade = _cascade(request)
+        if cascade is None:
+            return render(request, "cascade/not_configured.html")
+        return await endpoint(request, cascade)
+    return page
+
+
+def with_report(endpoint: Callable[[Request, Cascade, Report], Awaitable[Response]]) -> Endpoint:
+    """As ``with_cascade``, and the report named in the path (404 if the tracker has none)."""
+    @with_cascade
+    @functools.wraps(endpoint)
+    async def page(request: Request, cascade: Cascade) -> Response:
+        report = cascade.tracker.reports.get(request.path_params["report"])
+        if report is None:
+            return error_page(request, 404, _t(request)("cascade.error.no_report"))
+        return await endpoint(request, cascade, report)
+    return page
 
 
 def _t(request: Request) -> i18n.Translate:
@@ -67,10 +90,8 @@ def _t(request: Request) -> i18n.Translate:
 
 
 @require()
-async def overview(request: Request) -> Response:
-    cascade = _cascade(request)
-    if cascade is None:
-        return _not_configured(request)
+@with_cascade
+async def overview(request: Request, cascade: Cascade) -> Response:
     tracker = cascade.tracker
     incidents = sorted(tracker.incidents.values(), key=lambda i: i.opened, reverse=True)
     reports = {i.id: [(r, tracker.counts(r.id)) for r in tracker.reports.values() if r.incident == i.id]
@@ -83,11 +104,9 @@ async def overview(request: Request) -> Response:
 
 
 @require(*ISSUERS)
-async def open_incident(request: Request) -> Response:
+@with_cascade
+async def open_incident(request: Request, cascade: Cascade) -> Response:
     """A new incident and its first report (初報), sent at once."""
-    cascade = _cascade(request)
-    if cascade is None:
-        return _not_configured(request)
     form = await request.form()
     now = console_of(request).now()
     title = " ".join(str(form.get("title", "")).split())  # one line: it is every subject
@@ -103,11 +122,9 @@ async def open_incident(request: Request) -> Response:
 
 
 @require(*ISSUERS)
-async def issue_next(request: Request) -> Response:
+@with_cascade
+async def issue_next(request: Request, cascade: Cascade) -> Response:
     """The next report (第N報, or the 終報) on an open incident."""
-    cascade = _cascade(request)
-    if cascade is None:
-        return _not_configured(request)
     tracker = cascade.tracker
     incident = tracker.incidents.get(request.path_params["incident"])
     if incident is None:
@@ -181,19 +198,13 @@ def _closed(reports: Any, incident: Incident) -> bool:
 
 
 @require()
-async def report_page(request: Request) -> Response:
-    cascade = _cascade(request)
-    if cascade is None:
-        return _not_configured(request)
-    report_id = request.path_params["report"]
-    if report_id not in cascade.tracker.reports:
-        return error_page(request, 404, _t(request)("cascade.error.no_report"))
+@with_report
+async def report_page(request: Request, cascade: Cascade, report: Report) -> Response:
     pref = request.query_params.get("pref", "")
-    progress = _progress(cascade, report_id, pref)
     user = request.state.user
     return render(request, "cascade/report.html", {
-        "report": cascade.tracker.reports[report_id], "progress": progress, "pref": pref,
-        "prefectures": cascade.tracker.directory.prefectures(cascade.tracker.reports[report_id].scope),
+        "report": report, "progress": _progress(cascade, report.id, pref), "pref": pref,
+        "prefectures": cascade.tracker.directory.prefectures(report.scope),
         "may_chase": user.may(CHASERS), "may_receive": user.may(RECEIVERS)})
 
 
@@ -216,70 +227,61 @@ def _progress(cascade: Cascade, report_id: str, pref: str) -> dict[str, Any]:
 
 
 @require(*CHASERS)
-async def remind(request: Request) -> Response:
+@with_report
+async def remind(request: Request, cascade: Cascade, report: Report) -> Response:
     """Remind every overdue recipient now (those already reminded within the interval wait for their turn)."""
-    cascade = _cascade(request)
-    if cascade is None:
-        return _not_configured(request)
-    report_id = request.path_params["report"]
     sent = await cascade.remind()
-    await audit(request, "cascade.remind", report_id, reminders=sent)
+    await audit(request, "cascade.remind", report.id, reminders=sent)
     flash(request, _t(request)("cascade.reminded", count=sent))
-    return see_other(f"{HERE}/{report_id}")
+    return see_other(f"{HERE}/{report.id}")
 
 
 @require(*RECEIVERS)
-async def phone_receipt(request: Request) -> Response:
+@with_report
+async def phone_receipt(request: Request, cascade: Cascade, report: Report) -> Response:
     """An organisation called in its receipt: recorded as confirmed in the console, by this operator."""
-    cascade = _cascade(request)
-    if cascade is None:
-        return _not_configured(request)
-    report_id = request.path_params["report"]
     form = await request.form()
     typed = str(form.get("org", "")).strip()
     caller = " ".join(str(form.get("caller", "")).split())[:100]
     t = _t(request)
-    org = _organisation(cascade, report_id, typed)
-    result = await cascade.tracker.confirm(report_id, org.id, Channel.CONSOLE, request.state.user.name) \
+    org = _organisation(cascade, report, typed)
+    result = await cascade.tracker.confirm(report.id, org.id, Channel.CONSOLE, request.state.user.name) \
         if org is not None else None
     if result is None:
-        await audit(request, "cascade.receipt", f"{report_id}/{typed}", "failed", caller=caller)
+        await audit(request, "cascade.receipt", f"{report.id}/{typed}", "failed", caller=caller)
         flash(request, t("cascade.error.receipt", org=typed), "error")
     else:
-        await audit(request, "cascade.receipt", f"{report_id}/{result.delivery.org}", caller=caller,
+        await audit(request, "cascade.receipt", f"{report.id}/{result.delivery.org}", caller=caller,
                     outcome=result.outcome.value)
         flash(request, t(f"cascade.receipt.{result.outcome.value}", org=result.org.name if result.org else typed,
                          at=i18n.when(result.at, lang=i18n.lang_of(request))))
-    return see_other(f"{HERE}/{report_id}")
+    return see_other(f"{HERE}/{report.id}")
 
 
-def _organisation(cascade: Cascade, report_id: str, typed: str) -> Organisation | None:
+def _organisation(cascade: Cascade, report: Report, typed: str) -> Organisation | None:
     """An organisation typed by id, or by name when exactly one the report went to has it (府中市 is two)."""
     directory = cascade.tracker.directory
     if typed in directory:
         return directory[typed]
-    report = cascade.tracker.reports.get(report_id)
-    named = [o for o in directory.targets(report) if o.name == typed] if report else []
+    named = [o for o in directory.targets(report) if o.name == typed]
     return named[0] if len(named) == 1 else None
 
 
 @require(*CHASERS)
-async def forward(request: Request) -> Response:
+@with_report
+async def forward(request: Request, cascade: Cascade, report: Report) -> Response:
     """A prefecture that forwards itself has done so: its municipalities get the report (and are tracked)."""
-    cascade = _cascade(request)
-    if cascade is None:
-        return _not_configured(request)
-    report_id, prefecture = request.path_params["report"], request.path_params["prefecture"]
-    t = _t(request)
+    prefecture = request.path_params["prefecture"]
+    target, t = f"{report.id}/{prefecture}", _t(request)
     try:
-        sent = await cascade.forward(report_id, prefecture, request.state.user.name)
-    except ValueError as exc:
-        await audit(request, "cascade.forward", f"{report_id}/{prefecture}", "failed", error=str(exc))
+        sent = await cascade.forward(report.id, prefecture, request.state.user.name)
+    except ValueError as exc:  # not a prefecture, or one the report did not go to
+        await audit(request, "cascade.forward", target, "failed", error=str(exc))
         flash(request, t("cascade.error.forward", reason=str(exc)), "error")
-        return see_other(f"{HERE}/{report_id}")
-    await audit(request, "cascade.forward", f"{report_id}/{prefecture}", accepted=sent)
-    flash(request, t("cascade.forwarded", name=cascade.tracker.directory[prefecture].name, count=sent))
-    return see_other(f"{HERE}/{report_id}")
+    else:
+        await audit(request, "cascade.forward", target, accepted=sent)
+        flash(request, t("cascade.forwarded", name=cascade.tracker.directory[prefecture].name, count=sent))
+    return see_other(f"{HERE}/{report.id}")
 
 
 # --- the confirm link ---------------------------------------------------------------------------------------------
