@@ -18,7 +18,7 @@ from typing import AsyncIterator
 import httpx
 import pytest
 
-from alerting.cascade import Cascade, open_cascade
+from alerting.cascade import Cascade, Channel, open_cascade
 from alerting.notify.mailsink import MailSink
 from dashboards.auth import UserRole
 from dashboards.server import ConsoleServer
@@ -150,6 +150,11 @@ async def test_receipts_by_link_and_by_phone_then_reminders_only_to_the_missing(
         progress = (await noc.get(f"/cascade/{report}/progress")).json()
         assert progress["counts"]["confirmed"] == 2
         assert {m["id"] for m in progress["missing"]} == HOKKAIDO - {"pref-01", "muni-01-002"}
+        otaru = (await noc.get(f"/cascade/{report}/progress", params={"pref": "01"})).json()["organisations"][2]
+        assert (otaru["id"], otaru["confirmed_via"], otaru["confirmed_by"], otaru["reminders"]) == (
+            "muni-01-002", "link", "cs-admin@muni-01-002.lg.jp.example", 0)
+        table = (await noc.get(f"/cascade/{report}", params={"pref": "01"})).text
+        assert "メールのリンク" in table and "コンソール (電話)" in table and f"<td>{NOC}</td>" in table
 
         nothing_due = await noc.post(f"/cascade/{report}/remind")
         assert "督促を 0 通送信しました" in nothing_due.text
@@ -227,7 +232,7 @@ async def test_without_a_cascade_the_pages_say_so(small_inventory: Inventory, tm
         await client.close()
 
 
-async def test_screenshot_of_a_report_in_progress(setup: Setup) -> None:
+async def test_the_page_follows_receipts_without_a_reload(setup: Setup) -> None:
     async with signed_in_client(setup) as noc:
         report = report_id(await open_drill(noc, scope=["01", "47"]))
         await noc.post(f"/cascade/{report}/receipts", {"org": "pref-01"})
@@ -235,7 +240,12 @@ async def test_screenshot_of_a_report_in_progress(setup: Setup) -> None:
     setup.clock.now += setup.cascade.tracker.confirm_within + 1
     async with chromium() as browser:
         page = await signed_in(browser, setup.console.url, NOC, PASSWORD)
-        await page.goto(f"/cascade/{report}")
+        await page.goto(f"/cascade/{report}?pref=01")
         await page.wait_for_selector("text=【訓練】これは訓練です")
+        assert await page.text_content("[data-count=confirmed]") == "2"
+        await setup.cascade.tracker.confirm(report, "muni-01-005", Channel.MQTT, "muni-01-005")
+        await page.wait_for_function("document.querySelector('[data-count=confirmed]').textContent === '3'")
+        assert await page.locator("[data-missing] tr", has_text="muni-01-005").count() == 0
+        assert "MQTT" in await page.locator("[data-orgs] tr", has_text="muni-01-005").inner_text()
         await screenshot(page, "cascade")
     assert (ARTIFACTS / "cascade.png").stat().st_size > 10_000

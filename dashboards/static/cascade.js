@@ -9,8 +9,17 @@
   var PERIOD_MS = 5000;
   var url = "/cascade/" + encodeURIComponent(root.dataset.report) + "/progress" +
             (root.dataset.pref ? "?pref=" + encodeURIComponent(root.dataset.pref) : "");
-  var timeFmt = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit", second: "2-digit",
-                                                   hour12: false, timeZone: "Asia/Tokyo" });
+  var japanese = (document.body.dataset.lang || "ja") === "ja";
+  // The server's when(): era date in Japanese (令和8年12月2日 10:05:00), ISO-like with JST in English.
+  var stampFmt = japanese
+    ? new Intl.DateTimeFormat("ja-JP-u-ca-japanese", { era: "long", year: "numeric", month: "long", day: "numeric",
+                                                       hour: "2-digit", minute: "2-digit", second: "2-digit",
+                                                       hour12: false, timeZone: "Asia/Tokyo" })
+    : new Intl.DateTimeFormat("sv-SE", { dateStyle: "short", timeStyle: "medium", timeZone: "Asia/Tokyo" });
+
+  function stamp(ts) {
+    return ts ? stampFmt.format(new Date(ts * 1000)) + (japanese ? "" : " JST") : "\u2014";
+  }
 
   function cell(row, text, cls) {
     var td = document.createElement("td");
@@ -36,6 +45,19 @@
     return tr;
   }
 
+  function organisationRow(o) {
+    var tr = document.createElement("tr");
+    cell(tr, o.name);
+    cell(tr, o.id, "mono");
+    cell(tr, stamp(o.sent_at));
+    cell(tr, o.delivered_at ? stamp(o.delivered_at) : (o.error || "\u2014"));
+    cell(tr, stamp(o.confirmed_at));
+    cell(tr, o.confirmed_via ? strings["via." + o.confirmed_via] || o.confirmed_via : "\u2014");
+    cell(tr, o.confirmed_by || "\u2014");
+    cell(tr, String(o.reminders || 0), "num");
+    return tr;
+  }
+
   function apply(p) {
     Object.keys(p.counts).forEach(function (key) {
       root.querySelectorAll("[data-count='" + key + "']").forEach(function (el) { el.textContent = p.counts[key]; });
@@ -52,7 +74,7 @@
       row.querySelector("[data-cell=bar]").value = pref.confirmed;
       var forwarded = row.querySelector("[data-cell=forwarded]");
       if (pref.forwarded_at && forwarded.querySelector("form")) {
-        forwarded.textContent = timeFmt.format(new Date(pref.forwarded_at * 1000)) + " " + (pref.forwarded_by || "");
+        forwarded.textContent = stamp(pref.forwarded_at) + " " + (pref.forwarded_by || "");
       }
     });
     var body = root.querySelector("[data-missing]");
@@ -68,7 +90,9 @@
         return option;
       }));
     }
-    root.querySelector("[data-updated]").textContent = timeFmt.format(new Date(p.at * 1000)) + " JST";
+    var orgs = root.querySelector("[data-orgs]");
+    if (orgs) { orgs.replaceChildren.apply(orgs, p.organisations.map(organisationRow)); }
+    root.querySelector("[data-updated]").textContent = stamp(p.at);
   }
 
   function refresh() {

@@ -22,6 +22,7 @@ import datetime as dt
 import functools
 import logging
 import secrets
+from dataclasses import asdict
 from typing import Any, Awaitable, Callable
 
 from starlette.requests import Request
@@ -44,6 +45,7 @@ ISSUERS = (R.NOC_OPERATOR, R.DRILL_CONTROLLER)  # (and the admin) open incidents
 CHASERS = (R.NOC_OPERATOR, R.DRILL_CONTROLLER)  # remind the overdue, record forwards
 RECEIVERS = (R.NOC_OPERATOR, R.DRILL_CONTROLLER, R.CALL_CENTER)  # take receipts on the phone
 HERE = "/cascade"
+DELIVERY_FIELDS = ("sent_at", "delivered_at", "error", "confirmed_at", "confirmed_via", "confirmed_by", "reminders")
 MAX_BODY = 10_000  # characters of report text: one mail, not an attachment
 
 
@@ -219,11 +221,28 @@ async def progress_json(request: Request) -> Response:
 
 
 def _progress(cascade: Cascade, report_id: str, pref: str) -> dict[str, Any]:
-    """The tracker's progress with the missing list narrowed to one prefecture (JIS code) if asked."""
+    """The tracker's progress; for one prefecture (JIS code) the missing list narrowed to it and every one of
+    its organisations with what happened when (sent, delivered, confirmed how and by whom, reminders)."""
     progress = cascade.tracker.progress(report_id).to_json()
+    progress["organisations"] = []
     if pref:
         progress["missing"] = [m for m in progress["missing"] if m["prefecture"] == pref]
+        progress["organisations"] = _organisations(cascade, report_id, pref)
     return progress
+
+
+def _organisations(cascade: Cascade, report_id: str, pref: str) -> list[dict[str, Any]]:
+    tracker = cascade.tracker
+    rows = []
+    for prefecture in tracker.directory.prefectures(tracker.reports[report_id].scope):
+        if prefecture.prefecture != pref:
+            continue
+        for org in (prefecture, *tracker.directory.municipalities(prefecture)):
+            delivery = tracker.delivery(report_id, org.id)  # None: waiting for its prefecture to forward
+            known = asdict(delivery) if delivery is not None else {}
+            rows.append({"id": org.id, "name": org.name, "tier": org.tier.value,
+                         **{name: known.get(name) for name in DELIVERY_FIELDS}})
+    return rows
 
 
 @require(*CHASERS)
