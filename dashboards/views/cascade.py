@@ -3,7 +3,9 @@
 ``/cascade`` lists incidents with their reports and counts (sent, delivered,
 confirmed, overdue) and has the forms to open an incident with its first report
 and to issue the next one (第N報, or the 終報 that closes it). ``/cascade/{report}``
-shows one report's progress per prefecture and who is missing, and takes the
+shows one report's progress per prefecture and who is missing (narrowed to a
+prefecture: each of its organisations with when it was sent, delivered and
+confirmed, how and by whom), and takes the
 operators' actions: remind the overdue now, record a receipt taken by phone,
 record that a prefecture forwarded the report itself. ``/cascade/{report}/progress``
 is the same progress as JSON, fetched periodically by ``static/cascade.js``
@@ -23,7 +25,7 @@ import functools
 import logging
 import secrets
 from dataclasses import asdict
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -192,7 +194,7 @@ def _scope(cascade: Cascade, form: Any) -> tuple[str, ...]:
     return chosen
 
 
-def _closed(reports: Any, incident: Incident) -> bool:
+def _closed(reports: Iterable[Report], incident: Incident) -> bool:
     return any(r.incident == incident.id and r.final for r in reports)
 
 
