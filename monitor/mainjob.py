@@ -52,6 +52,7 @@ from monitor.envelope import Event, EventType, Sample
 from monitor.inventory.model import Inventory
 from monitor.localservers import MOSQUITTO, VICTORIA_METRICS, Mosquitto, VictoriaMetrics
 from monitor.logs import fields
+from monitor.lifecycle import LifecycleChecker
 from monitor.maintenance import MaintenanceBook, MaintenanceWindow
 from monitor.schedule.window import OperatingCalendar
 from monitor.state.bus import StateBus
@@ -123,6 +124,7 @@ class MainJob:
     alerting: AlertingService | None = None
     console_inbox: ConsoleReceiver | None = None
     cascade: Cascade | None = None
+    lifecycle: LifecycleChecker | None = None
     console: ConsoleServer | None = None
     _store: Store | None = None
     _mqtt_publisher: MqttPublisher | None = None
@@ -148,7 +150,8 @@ class MainJob:
         syslog_port = syslog.address("udp")[1]
 
         self.engine = await self._state_engine()
-        sinks = [self._to_history, self.engine.sink]
+        self.lifecycle = LifecycleChecker(self.inventory, self.config.lifecycle)
+        sinks = [self._to_history, self.engine.sink, self._to_lifecycle]
         mqtt = self._mqtt_publisher = await self._mqtt()
         if mqtt is not None:
             sinks.append(lambda records: _publish(mqtt, records))
@@ -253,7 +256,7 @@ class MainJob:
         first_password = await _first_admin(self._store, self.state_dir / "console-admin-password")
         ctx = ConsoleContext(self.inventory, self.engine, self._store, self.alerting, self.history, self.console_inbox,
                              self.engine.maintenance, secret_key=load_secret(self.state_dir / "console.key"),
-                             extra={"cascade": self.cascade})
+                             extra={"cascade": self.cascade, "lifecycle": self.lifecycle})
         settings = self.config.console
         self.console = await serve(ctx, settings.host, _port_or_free(settings.port) if settings.port else 0)
         self._stoppers.append(self.console.stop)
@@ -338,6 +341,12 @@ class MainJob:
             elif record.event_type in (EventType.TRAP, EventType.POLL) and not record.body.get("first"):
                 log.info(record.message, extra=fields(event=record.event_type.value,
                                                       severity=record.severity.value))
+
+    def _to_lifecycle(self, records: list[Sample | Event]) -> None:
+        """Certificates as the TLS checks read them: the renewal plan follows the devices, not only the inventory."""
+        for record in records:
+            if isinstance(record, Sample) and record.measurement == "tls" and record.origin.device:
+                self.lifecycle.observe_tls(record.origin.device, record.fields, record.ts)
 
     def _on_event(self, event: Event) -> None:
         self.events[event.event_type.value] = self.events.get(event.event_type.value, 0) + 1

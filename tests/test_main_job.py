@@ -43,7 +43,8 @@ def running(small_inventory: Inventory, tmp_path_factory: pytest.TempPathFactory
     config = work / "jukimon.yaml"
     routing = work / "routing.yml"
     routing.write_text("receivers:\n  noc-mail: {type: email, to: [noc@example.lg.jp]}\n"
-                       "route:\n  receivers: [noc-mail]\n  group_by: [kind]\n  group_wait: 1s\n")
+                       "  noc-bus: {type: mqtt, topic: noc/alarms}\n"
+                       "route:\n  receivers: [noc-mail, noc-bus]\n  group_by: [kind]\n  group_wait: 1s\n")
     config.write_text(f"outputs: {{spool_dir: {work / 'spool'}}}\n"
                       f"store: {{url: 'sqlite+aiosqlite:///{work}/jukimon.db'}}\n"
                       f"alerting: {{routing_file: {routing}}}\nnotify: {{mail_sink: {work / 'mail'}}}\n"
@@ -114,12 +115,17 @@ def test_a_cut_is_seen_on_the_bus_as_unreachable_devices_a_link_down_trap_and_on
     cs1_state = "jukimon/municipality/muni-01-002/muni-01-002-cs1/state"
     site_condition = "jukimon/monitor/condition/site_unreachable:muni-01-002"
 
+    def notified(m: aiomqtt.Message) -> bool:
+        return m.topic.value == "noc/alarms" and "全回線断" in m.payload.decode()
+
     def done(seen: list[aiomqtt.Message]) -> bool:
         cs1_down = any(m.topic.value == cs1_state and not json.loads(m.payload)["poll"]["reachable"] for m in seen)
         return (cs1_down and any(m.topic.value.endswith("/event/trap") for m in seen)
-                and any(m.topic.value == site_condition for m in seen))
+                and any(m.topic.value == site_condition for m in seen) and any(notified(m) for m in seen))
 
-    messages = asyncio.run(collect(port, "jukimon/#", done, 60, then=inject))
+    messages = asyncio.run(collect(port, "#", done, 60, then=inject))
+    assert len([m for m in messages if notified(m)]) == 1  # the alarm notification, once, on the real broker
+    messages = [m for m in messages if m.topic.value.startswith("jukimon/")]
     by_topic: dict[str, list[dict]] = {}
     for m in messages:
         if not m.topic.value.endswith("/samples") and m.payload:

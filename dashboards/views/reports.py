@@ -74,19 +74,24 @@ async def lifecycle(request: Request) -> Response:
         as_of = dt.date.fromisoformat(text) if text else _today(request)
     except ValueError:
         return _bad_request(request, "as_of", text)
-    plan = _plan(console.cache, console.ctx.inventory, as_of)
+    plan = _plan(console, as_of)
     chosen = request.query_params.get("month")
     return render(request, "reports/lifecycle.html", {
         "plan": plan, "as_of": as_of, "kinds": FINDING_KINDS, "chosen": chosen,
         "limit": None if request.query_params.get("all") == "1" else ENTRIES_SHOWN})
 
 
-def _plan(cache: dict[str, Any], inventory: Any, as_of: dt.date) -> RenewalPlan:
-    """The last plan asked for is kept: the whole fleet takes a fifth of a second to judge."""
+def _plan(console: Any, as_of: dt.date) -> RenewalPlan:
+    """The last plan asked for is kept (the whole fleet takes a fifth of a second to judge); with the main job's
+    live checker (certificates as the collectors read them) it is judged again every five minutes."""
+    cache, inventory = console.cache, console.ctx.inventory
+    live = console.ctx.extra.get("lifecycle")
+    checker = live if isinstance(live, LifecycleChecker) else LifecycleChecker(inventory)
+    stamp = (as_of, int(console.now() // 300) if live is not None else 0)
     kept = cache.get("reports.lifecycle")
-    if kept is None or kept[0] != as_of:
-        plan = renewal_plan(LifecycleChecker(inventory).findings(as_of), inventory, today=as_of)
-        kept = cache["reports.lifecycle"] = (as_of, plan)
+    if kept is None or kept[0] != stamp:
+        plan = renewal_plan(checker.findings(as_of), inventory, today=as_of)
+        kept = cache["reports.lifecycle"] = (stamp, plan)
     return kept[1]
 
 
