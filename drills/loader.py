@@ -410,3 +410,23 @@ def _shown(node: Node) -> str:
     if node.tag.endswith(":null"):
         return "nothing"
     return repr(node.value)
+
+
+BUILTIN = Path(__file__).parent / "scenarios"
+
+
+def builtin_scenarios() -> dict[str, Path]:
+    """The scenarios shipped with Jukimon, by name (the file's stem)."""
+    return {path.stem: path for path in sorted(BUILTIN.glob("*.yml"))}
+
+
+def find_scenario(name_or_path: str) -> Scenario:
+    """A built-in scenario by name, or a scenario file."""
+    builtin = builtin_scenarios()
+    if name_or_path in builtin:
+        return load_scenario(builtin[name_or_path])
+    if not Path(name_or_path).exists():
+        problem = ScenarioProblem(name_or_path, 0, "file", f"no such file and no built-in scenario of that name "
+                                                          f"(built-in: {', '.join(builtin)})")
+        raise ScenarioError([problem])
+    return load_scenario(name_or_path)

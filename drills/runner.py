@@ -138,6 +138,15 @@ class DrillRunner:
     def abort(self) -> None:
         self.clock.abort()
 
+    @property
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    @property
+    def confirmations(self) -> int:
+        """Receipts on the timeline so far (all reports)."""
+        return len(self._recorded)
+
     def record_action(self, action: str, by: str, at: float | None = None) -> None:
         """An operator action (from the console, the CLI or a simulated participant)."""
         when = self.clock() if at is None else at

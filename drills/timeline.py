@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, Iterable
+from typing import Any
 
 
 class EntryKind(StrEnum):
@@ -62,6 +62,3 @@ class Timeline:
 
     def to_json(self) -> list[dict[str, Any]]:
         return [e.to_json() for e in self.sorted()]
-
-    def extend(self, entries: Iterable[Entry]) -> None:
-        self.entries.extend(entries)
