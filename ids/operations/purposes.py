@@ -46,7 +46,7 @@ PURPOSES: dict[str, Purpose] = {p.code: p for p in (
     _p("M05", "国民健康保険に関する事務", Scope.OWN, "municipality"),
     _p("P01", "旅券発給に関する事務", Scope.PREFECTURE, "prefecture"),
     _p("P02", "職員の恩給支給に関する事務", Scope.PREFECTURE, "prefecture"),
-    _p("P03", "建設業の許可に関する事務", Scope.PREFECTURE, "prefecture", "agency-06"),
+    _p("P03", "建設業の許可に関する事務", Scope.PREFECTURE, "prefecture"),
     _p("N01", "本人確認情報の開示に関する事務", Scope.NATIONAL, "national"),
     _p("A01", "国民年金法による年金である給付の支給に関する事務", Scope.NATIONAL, "agency-01"),
     _p("A02", "地方公務員等共済組合法による年金である給付の支給に関する事務", Scope.NATIONAL, "agency-02"),

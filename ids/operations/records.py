@@ -71,7 +71,7 @@ class Ingestor:
     def ingest_line(self, line: str | bytes, where: str = "") -> Event | None:
         try:
             raw = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested input
             return self._reject("not_json", where)
         return self.ingest(raw, where)
 
@@ -94,7 +94,8 @@ class Ingestor:
     def _event(self, raw: Any) -> Event:
         if not isinstance(raw, dict):
             raise Rejected("not_object")
-        action = _ACTIONS.get(raw.get("action"))  # type: ignore[arg-type]
+        action = raw.get("action")
+        action = _ACTIONS.get(action) if isinstance(action, str) else None
         if action is None:
             raise Rejected("bad_action")
         operator = _text(raw, "operator")
