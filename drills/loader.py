@@ -96,7 +96,7 @@ class _Reader:
                                required=("title", "window", "timeline"))
         except _Skip:
             return None
-        fields: dict[str, Any] = {}
+        fields: dict[str, Any] = {"mode": Mode.LIVE}
         with self.item():
             fields["title"] = self.string(top["title"], "title")
         if "description" in top:
@@ -169,15 +169,17 @@ class _Reader:
 
     def inject(self, node: Node, key: str) -> Inject:
         values = self.mapping(node, key, ("at", "id", *ACTIONS), required=("at",))
-        at = self.duration(values["at"], f"{key}.at")
+        at = self.attempt(lambda: self.duration(values["at"], f"{key}.at"))  # and go on to check the action too
         inject_id = self.identifier(values["id"], f"{key}.id") if "id" in values else key.replace("[", "-")[:-1]
         given = [a for a in ACTIONS if a in values]
         if len(given) != 1:
             raise self.error(node, key, f"expected exactly one of {', '.join(ACTIONS)}, got "
                                         f"{', '.join(given) or 'none'}")
         kind = given[0]
-        return Inject(inject_id, at, getattr(self, f"inject_{kind}")(values[kind], f"{key}.{kind}"),
-                      node.start_mark.line + 1)
+        action = getattr(self, f"inject_{kind}")(values[kind], f"{key}.{kind}")
+        if at is None:
+            raise _Skip()
+        return Inject(inject_id, at, action, node.start_mark.line + 1)
 
     def inject_fault(self, node: Node, key: str) -> FaultInject:
         values = self.mapping(node, key, ("kind", "target", "params"), required=("kind", "target"))
@@ -310,6 +312,13 @@ class _Reader:
             yield
         except _Skip:
             pass
+
+    def attempt(self, read: Callable[[], T]) -> T | None:
+        """The value, or None when it has a problem (recorded)."""
+        try:
+            return read()
+        except _Skip:
+            return None
 
     def each(self, node: Node, key: str, read: Callable[[Node, str], T]) -> list[T]:
         found = []
