@@ -53,6 +53,7 @@ NAV = (
     NavItem("/", "nav.noc"),
     NavItem("/alarms", "nav.alarms"),
     NavItem("/triage", "nav.triage", (R.CALL_CENTER, R.NOC_OPERATOR)),
+    NavItem("/cascade", "nav.cascade"),
     NavItem("/maintenance", "nav.maintenance", (R.NOC_OPERATOR,)),
     NavItem("/reports", "nav.reports", (R.NOC_OPERATOR, R.AUDITOR)),
     NavItem("/ids", "nav.ids", (R.NOC_OPERATOR, R.AUDITOR)),

@@ -48,6 +48,11 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for chatty in QUIET_LIBRARIES:  # per-connection chatter of libraries; their warnings still show
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+
+
+QUIET_LIBRARIES = ("mail.log", "uvicorn.access")
 
 
 def fields(**values: Any) -> dict[str, Any]:

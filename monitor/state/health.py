@@ -18,6 +18,7 @@ or maintenance are taken into account (that is ``monitor.state.judge``):
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from monitor.configerror import ConfigError
 
 IF_UP = 1  # IF-MIB ifOperStatus up
+JST = dt.timezone(dt.timedelta(hours=9), "JST")
 from monitor.envelope import Sample
 
 
@@ -45,7 +47,9 @@ class HealthSettings:
     cpu_pct: Threshold = field(default_factory=lambda: Threshold(90.0, 60.0))
     disk_pct: Threshold = field(default_factory=lambda: Threshold(90.0, 0.0))
     if_errors_ps: Threshold = field(default_factory=lambda: Threshold(1.0, 30.0))
-    rtt_ms: Threshold = field(default_factory=lambda: Threshold(500.0, 30.0))
+    # One SNMP round trip as the poller sees it, its own scheduling included: generous, and sustained,
+    # so a busy poller (start-up: every device's tables learnt at once) is not taken for slow lines.
+    rtt_ms: Threshold = field(default_factory=lambda: Threshold(1000.0, 60.0))
     loss: Threshold = field(default_factory=lambda: Threshold(0.2, 30.0))
     poll_loss: Threshold = field(default_factory=lambda: Threshold(0.15, 0.0))  # share of the last polls lost
     poll_window: int = 20  # polls the share is taken over
@@ -215,7 +219,7 @@ class HealthTracker:
             return
         findings: dict[str, str] = {}
         if days_left <= 0:
-            findings["cert_expired"] = f"証明書の有効期限切れ ({values.get('not_after', '?')})"
+            findings["cert_expired"] = f"証明書の有効期限切れ ({_jst_date(values.get('not_after'))})"
         elif days_left < self.settings.cert_warn_days:
             findings["cert_expiry"] = f"証明書の有効期限まで残り{days_left:.0f}日"
         if values.get("weak"):
@@ -242,6 +246,14 @@ def _apply_threshold(health: DeviceHealth, key: str, threshold: Threshold, value
     changed = key not in health.degraded
     health.degraded[key] = detail
     return changed
+
+
+def _jst_date(value: Any) -> str:
+    """A certificate's notAfter (epoch seconds) as the day in Japan."""
+    seconds = _number(value)
+    if seconds is None:
+        return str(value) if value is not None else "?"
+    return dt.datetime.fromtimestamp(seconds, JST).date().isoformat()
 
 
 def _number(value: Any) -> float | None:

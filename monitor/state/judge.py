@@ -31,7 +31,10 @@ from monitor.state.health import HealthTracker
 from monitor.state.model import ConditionKind, State
 
 SCHEDULED_ROLES = frozenset({Role.CS, Role.CS_RECOVERY, Role.PREFECTURE_UNIT, Role.NATIONAL_SERVER})
-SUPPRESSED_LISTED = 2000  # ids kept on a root-cause condition (the count is always exact)
+SUPPRESSED_LISTED = 2000
+# An expired certificate breaks the service now; weak crypto is planned renewal work (the renewal plan lists it).
+_CERTIFICATE_SEVERITY = {"cert_expired": Severity.CRITICAL, "cert_expiry": Severity.WARNING,
+                         "weak_crypto": Severity.NOTICE}  # ids kept on a root-cause condition (the count is always exact)
 
 
 class Calendar(Protocol):
@@ -189,7 +192,7 @@ class Judge:
                                              in_maintenance=self._maintained(device_id, now)))
             for finding, detail in health.certificate.items():
                 self._add(out, ConditionSpec(ConditionKind.LIFECYCLE, device_id,
-                                             Severity.CRITICAL if finding == "cert_expired" else Severity.WARNING,
+                                             _CERTIFICATE_SEVERITY.get(finding, Severity.WARNING),
                                              f"{device.name} {detail}", detail=finding,
                                              in_maintenance=self._maintained(device_id, now)))
             if health.degraded and out.devices[device_id][0] in (State.DEGRADED, State.MAINTENANCE):
