@@ -14,12 +14,13 @@ from typing import AsyncIterator
 import pytest
 
 from alerting.cascade import Cascade, open_cascade
-from drills import (DrillClock, DrillRefused, DrillRunner, EntryKind, InProcessFaults, SimulatedParticipants, Status,
+from drills import (ControlFaults, DrillClock, DrillRefused, DrillRunner, EntryKind, InProcessFaults, SimulatedParticipants, Status,
                     check_simulated, parse_scenario, score, write_report)
 from monitor.inventory.model import Inventory
 from monitor.state.engine import Changes, StateEngine
 from monitor.state.model import Condition, ConditionKind
 from monitor.store import Store
+from simnet.control import ControlServer
 from simnet.faults import FaultKind
 from simnet.network import SimNetwork
 from tests.test_cascade_fixtures import T0, cascade_settings, smtp_sink
@@ -196,3 +197,25 @@ async def test_detection_comes_from_the_state_engine_and_early_actions_are_out_o
     html = files.html.read_text(encoding="utf-8")
     assert "【訓練】" in html and "順序違反" in html and "<svg" in html
     assert json.loads(files.json.read_text(encoding="utf-8"))["out_of_order"] == ["open"]
+
+
+async def test_faults_through_the_control_channel_are_cleared_on_abort(tmp_path: Path, small_inventory: Inventory,
+                                                                       full_inventory: Inventory) -> None:
+    scenario = parse_scenario(SCENARIO, "small.yml", name="small")
+    network = SimNetwork(small_inventory)
+    server = ControlServer(network, port=0)
+    await server.start()
+    clock = DrillClock(T0, speed=float("inf"))
+    try:
+        with pytest.raises(DrillRefused, match="not the same network"):
+            await ControlFaults(full_inventory, "127.0.0.1", server.port).check()
+        async with drill_cascade(tmp_path, small_inventory, clock) as cascade:
+            runner = DrillRunner(scenario, cascade, clock, small_inventory,
+                                 faults=ControlFaults(small_inventory, "127.0.0.1", server.port),
+                                 on_step=lambda r: r.abort() if r.reports else None)
+            result = await runner.run()
+    finally:
+        await server.stop()
+    assert result.status is Status.ABORTED and len(result.reports) == 1
+    assert [e.data["injected"] for e in result.timeline.of(EntryKind.FAULT)] == [True, True]
+    assert network.faults() == []

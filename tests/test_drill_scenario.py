@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from drills import ScenarioError, builtin_scenarios, find_scenario, load_scenari
 from drills.cli import register
 from drills.scenario import ClearInject, FaultInject, Mode, ReportInject
 from simnet.faults import FaultKind
+from tests.servers import free_port
 
 GOOD = """\
 title: 訓練
@@ -129,3 +131,25 @@ def test_cli_lists_the_builtin_scenarios(capsys: pytest.CaptureFixture[str]) -> 
     assert len(lines) == len(builtin_scenarios())
     annual = next(line for line in lines if line.startswith("annual-virus-isolation"))
     assert "live" in annual and "130分" in annual and "処理装置X" in annual
+
+
+def test_cli_runs_a_tabletop_drill_and_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "aar"
+    assert _cli("drill", "run", "operator-misuse", "--speed", "inf", "--report", str(report), "--seed", "7") == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("業務端末からの業務外照会（操作IDSによる検知・机上訓練）: finished, score ")
+    assert "] 100% " in out.err  # the progress bar reached the end
+    metrics = json.loads((report / "metrics.json").read_text(encoding="utf-8"))
+    tokyo = 1 + 62  # the prefecture and its municipalities: the scenario's scope is 13
+    assert [r["tiers"]["all"]["targets"] for r in metrics["reports"]] == [tokyo, tokyo]
+    assert len(list((report / "mail").glob("*.eml"))) >= 2 * tokyo  # the embedded sink got every message
+    assert (report / "report.pdf").read_bytes().startswith(b"%PDF")
+    assert "訓練結果報告" in (report / "report.html").read_text(encoding="utf-8")
+
+
+def test_cli_run_refuses_a_live_drill_without_a_simulation(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()  # nothing listens there
+    assert _cli("drill", "run", "prefecture-line-cut", "--speed", "inf", "--report", str(tmp_path),
+                "--control", f"127.0.0.1:{port}") == 2
+    assert f"drill refused: no simulation answering on 127.0.0.1:{port}" in capsys.readouterr().err
