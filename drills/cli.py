@@ -14,10 +14,11 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:  # imported when a command runs, so that `jukimon --help` stays fast
     from drills.runner import DrillRunner
+    from drills.scenario import Scenario
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -54,13 +55,22 @@ def _address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _validate(args: argparse.Namespace) -> int:
-    from drills.loader import ScenarioError, load_scenario
+def _scenario(read: Callable[[], Scenario]) -> Scenario | None:
+    """The scenario, or None after printing every problem of its file."""
+    from drills.loader import ScenarioError
 
     try:
-        scenario = load_scenario(args.file)
+        return read()
     except ScenarioError as exc:
         print(exc, file=sys.stderr)
+        return None
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from drills.loader import load_scenario
+
+    scenario = _scenario(lambda: load_scenario(args.file))
+    if scenario is None:
         return 1
     print(f"{args.file}: OK: {scenario.title} ({scenario.mode.value}, {len(scenario.timeline)} injects, "
           f"{len(scenario.expectations)} expected actions)")
@@ -78,15 +88,13 @@ def _list(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from drills.faults import DrillRefused
-    from drills.loader import ScenarioError, find_scenario
+    from drills.loader import find_scenario
     from drills.session import SessionOptions, run_session
     from simnet.cli import load_inventory_arg
     from simnet.control import DEFAULT_CONTROL
 
-    try:
-        scenario = find_scenario(args.scenario)
-    except ScenarioError as exc:
-        print(exc, file=sys.stderr)
+    scenario = _scenario(lambda: find_scenario(args.scenario))
+    if scenario is None:
         return 1
     options = SessionOptions(args.report or Path("state/drills") / scenario.name, speed=args.speed, seed=args.seed,
                              tabletop=args.tabletop, control=args.control or DEFAULT_CONTROL, smtp=args.smtp,

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, TypeVar
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from alerting.routing import _shown  # how a YAML node is named in a message, as routing errors do
 from drills.scenario import (ClearInject, Delay, Distribution, Expectation, ExpectationKind, FaultInject,
                              IdsEventInject, Inject, MessageInject, Mode, Participant, ReportInject, Role, Scenario,
                              Scoring, Window, check_template)
@@ -409,16 +410,6 @@ class _Reader:
     def plain(self, node: Node) -> Any:
         """A node as plain Python values (for free-form records and parameters)."""
         return yaml.SafeLoader("").construct_document(node)
-
-
-def _shown(node: Node) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    if node.tag.endswith(":null"):
-        return "nothing"
-    return repr(node.value)
 
 
 BUILTIN = Path(__file__).parent / "scenarios"
