@@ -54,8 +54,10 @@ _SEVERITY = {AlertType.NEW_PEER: 3, AlertType.VOLUME_ANOMALY: 2, AlertType.SCAN:
 
 
 def timestamp(ts: float) -> str:
-    """EVE's timestamp format (UTC offset spelled +0000)."""
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f%z")
+    """EVE's timestamp format (UTC offset spelled +0000), from whole microseconds as a capture stores them."""
+    seconds, micros = divmod(round(ts * 1_000_000), 1_000_000)
+    stamp = dt.datetime.fromtimestamp(seconds, dt.timezone.utc).replace(microsecond=micros)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f%z")
 
 
 def make_alert(kind: AlertType, pkt: "Packet", signature: str, rule: str, evidence: dict[str, Any], *,

@@ -59,7 +59,7 @@ def _read_pcap(stream: BinaryIO, order: str, resolution: float) -> Iterator[Reco
 
 
 def _read_pcapng(stream: BinaryIO) -> Iterator[Record]:
-    # Block type and length were partly consumed: the SHB's type is the magic we read.
+    """Blocks after the section header's type (already read as the magic)."""
     order = "<"
     interfaces: list[tuple[int, float]] = []  # (linktype, seconds per tick)
     block_type = 0x0A0D0D0A
@@ -67,31 +67,28 @@ def _read_pcapng(stream: BinaryIO) -> Iterator[Record]:
         length_raw = stream.read(4)
         if len(length_raw) < 4:
             return
-        if block_type == 0x0A0D0D0A:
+        if block_type == 0x0A0D0D0A:  # byte order is only known from the byte-order magic that follows
             bom = stream.read(4)
             order = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">"
-            length = struct.unpack(order + "I", length_raw)[0]
-            stream.read(length - 12)
-            interfaces = []  # a new section starts its own interface numbering
+            body = bom
+            rest = struct.unpack(order + "I", length_raw)[0] - 16
+            interfaces = []  # a new section numbers its interfaces afresh
         else:
-            length = struct.unpack(order + "I", length_raw)[0]
-            if length < 12:
-                raise CaptureError(f"pcapng block of impossible length {length}")
-            body = stream.read(length - 12)
-            if len(body) < length - 12:
-                return
-            stream.read(4)
-            if block_type == 1:  # interface description
-                interfaces.append((struct.unpack_from(order + "H", body)[0], _tsresol(body, order)))
-            elif block_type == 6:  # enhanced packet
-                iface, high, low, caplen, _ = struct.unpack_from(order + "IIIII", body)
-                linktype, tick = interfaces[iface] if iface < len(interfaces) else (LINKTYPE_ETHERNET, 1e-6)
-                yield ((high << 32) | low) * tick, linktype, body[20:20 + caplen]
-            elif block_type == 3:  # simple packet: no timestamp
-                linktype = interfaces[0][0] if interfaces else LINKTYPE_ETHERNET
-                yield 0.0, linktype, body[4:]
-        if block_type == 0x0A0D0D0A:
-            stream.read(4)
+            body = b""
+            rest = struct.unpack(order + "I", length_raw)[0] - 12
+        if rest < 0:
+            raise CaptureError("pcapng block of impossible length")
+        body += stream.read(rest)
+        if len(stream.read(4)) < 4:  # trailing copy of the length
+            return
+        if block_type == 1:  # interface description
+            interfaces.append((struct.unpack_from(order + "H", body)[0], _tsresol(body, order)))
+        elif block_type == 6:  # enhanced packet
+            iface, high, low, caplen, _ = struct.unpack_from(order + "IIIII", body)
+            linktype, tick = interfaces[iface] if iface < len(interfaces) else (LINKTYPE_ETHERNET, 1e-6)
+            yield ((high << 32) | low) * tick, linktype, body[20:20 + caplen]
+        elif block_type == 3:  # simple packet: no timestamp
+            yield 0.0, interfaces[0][0] if interfaces else LINKTYPE_ETHERNET, body[4:]
         type_raw = stream.read(4)
         if len(type_raw) < 4:
             return
