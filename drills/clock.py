@@ -36,10 +36,6 @@ class DrillClock:
         began, target = self._wait
         return min(target, self._now + (time.monotonic() - began) * self.speed)
 
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
-
     async def sleep_until(self, target: float) -> None:
         """Wait (scaled) until simulated ``target``; raises ``DrillAborted`` if aborted meanwhile."""
         while True:

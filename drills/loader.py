@@ -10,9 +10,9 @@ own and all problems are raised together in one ``ScenarioError``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -33,7 +33,7 @@ _STEP = re.compile(r"初報|終報|第([0-9０-９]+)報")
 ACTIONS = ("fault", "clear", "report", "message", "ids_event")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ScenarioProblem:
     source: str
     line: int
@@ -114,7 +114,7 @@ class _Reader:
         if "participants" in top:
             fields["participants"] = tuple(self.each(top["participants"], "participants", self.participant))
         timeline = tuple(sorted(self.each(top["timeline"], "timeline", self.inject), key=lambda i: i.at))
-        self.check_timeline(timeline)
+        timeline = self.check_timeline(timeline)
         expectations = tuple(self.each(top["expect"], "expect", self.expectation)) if "expect" in top else ()
         self.check_references(timeline, expectations)
         if "scoring" in top:
@@ -261,15 +261,17 @@ class _Reader:
 
     # --- whole-scenario checks --------------------------------------------------------------------------------
 
-    def check_timeline(self, timeline: tuple[Inject, ...]) -> None:
-        """Unique ids; clears name an earlier fault; reports in order 初報, 第2報, ..., 終報 (numbered here)."""
+    def check_timeline(self, timeline: tuple[Inject, ...]) -> tuple[Inject, ...]:
+        """Unique ids; clears name an earlier fault; reports in order 初報, 第2報, ..., 終報. Returns the
+        timeline with the 終報 numbered (it follows the last report before it)."""
         seen: dict[str, Inject] = {}
+        checked = []
         previous = 0
         for inject in timeline:
             if inject.id in seen:
                 self.at_line(inject.line, f"timeline.{inject.id}", f"id used twice (first at line "
                                                                    f"{seen[inject.id].line})")
-            seen[inject.id] = inject
+            seen.setdefault(inject.id, inject)
             action = inject.action
             if isinstance(action, ClearInject):
                 cleared = seen.get(action.fault)
@@ -280,7 +282,8 @@ class _Reader:
                 if previous < 0:
                     self.at_line(inject.line, f"timeline.{inject.id}.report", "no report may follow the 終報")
                 elif action.final:
-                    object.__setattr__(action, "sequence", previous + 1)  # frozen: numbered once, here
+                    action = dataclasses.replace(action, sequence=previous + 1)
+                    inject = dataclasses.replace(inject, action=action)
                     if previous == 0:
                         self.at_line(inject.line, f"timeline.{inject.id}.report", "expected 初報 before the 終報")
                 elif action.sequence != previous + 1:
@@ -288,6 +291,8 @@ class _Reader:
                     self.at_line(inject.line, f"timeline.{inject.id}.report",
                                  f"expected {wanted} here (reports go 初報, 第2報, ..., 終報), got {action.label}")
                 previous = -1 if action.final else action.sequence
+            checked.append(inject)
+        return tuple(checked)
 
     def check_references(self, timeline: tuple[Inject, ...], expectations: tuple[Expectation, ...]) -> None:
         injects = {i.id: i for i in timeline}

@@ -17,9 +17,6 @@ class SimulatedParticipants:
         self.roles: dict[Role, Participant] = {p.role: p for p in scenario.participants}
         self.rng = random.Random(seed)
 
-    def simulates(self, role: Role) -> bool:
-        return role in self.roles
-
     def delay(self, role: Role) -> float | None:
         """Seconds until a participant of this role acts; None if they never do (or the role is not simulated)."""
         participant = self.roles.get(role)

@@ -136,11 +136,6 @@ class Inject:
     action: Action
     line: int = 0  # in the scenario file, for messages
 
-    @property
-    def kind(self) -> str:
-        return {FaultInject: "fault", ClearInject: "clear", ReportInject: "report", MessageInject: "message",
-                IdsEventInject: "ids_event"}[type(self.action)]
-
 
 class ExpectationKind(StrEnum):
     CONFIRM = "confirm"  # recipients of a report confirm receipt within the deadline
@@ -184,9 +179,6 @@ class Scenario:
 
     def inject(self, inject_id: str) -> Inject:
         return next(i for i in self.timeline if i.id == inject_id)
-
-    def participant(self, role: Role) -> Participant | None:
-        return next((p for p in self.participants if p.role is role), None)
 
     @property
     def duration(self) -> float:
