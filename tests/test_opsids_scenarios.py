@@ -56,7 +56,7 @@ def test_alerts_explain_themselves(month):
     _, alerts, _ = month
     for alert in alerts:
         shown = alert.as_dict()
-        assert shown["rule"] and shown["evidence"] and shown["severity"] in ("warning", "major", "critical")
+        assert shown["rule"] and shown["evidence"] and shown["severity"] in ("warning", "error", "critical")
         assert shown["start"] <= shown["end"]
     bulk = next(a for a in alerts if a.type is AlertType.BULK_LOOKUP)
     assert bulk.evidence["lookups_this_hour"] > bulk.evidence["threshold"] >= 40

@@ -29,14 +29,15 @@ class AlertType(StrEnum):
     AGENCY_OVERPULL = "agency_overpull"
 
 
+# Severities in the envelope's (syslog) vocabulary, which alerting ranks.
 SEVERITY = {
     AlertType.OFF_HOURS: "warning",
-    AlertType.BULK_LOOKUP: "major",
-    AlertType.UNENTITLED_PURPOSE: "major",
-    AlertType.OUT_OF_JURISDICTION: "major",
+    AlertType.BULK_LOOKUP: "error",
+    AlertType.UNENTITLED_PURPOSE: "error",
+    AlertType.OUT_OF_JURISDICTION: "error",
     AlertType.ENUMERATION: "critical",
     AlertType.BIOMETRIC_FAILURES: "warning",
-    AlertType.CONCURRENT_TERMINALS: "major",
+    AlertType.CONCURRENT_TERMINALS: "error",
     AlertType.UNKNOWN_TERMINAL: "critical",
     AlertType.DORMANT_ACCOUNT: "warning",
     AlertType.AGENCY_OVERPULL: "critical",

@@ -12,7 +12,16 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     replay = commands.add_parser("replay", help="print one JSON alert per line for a file of audit records")
     replay.add_argument("file", type=Path, help="audit records, one JSON object per line (docs/audit-records.md)")
     replay.add_argument("--inventory", type=Path, help="inventory YAML (default: the generated full-scale network)")
+    replay.add_argument("--mqtt", metavar="HOST:PORT", type=_broker,
+                        help="also publish every alert onto this MQTT broker (event_type alert, QoS 1)")
     replay.set_defaults(handler=_replay)
+
+
+def _broker(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -20,6 +29,14 @@ def _replay(args: argparse.Namespace) -> int:
     from simnet.cli import load_inventory_arg
 
     ids = OperationsIds(load_inventory_arg(args))
-    for alert in replay(args.file, ids):
-        print(alert.to_json(), flush=False)
+    alerts = replay(args.file, ids)
+    if args.mqtt is None:
+        for alert in alerts:
+            print(alert.to_json())
+        return 0
+    import asyncio
+
+    from ids.operations.bus import publish_alerts
+
+    asyncio.run(publish_alerts(alerts, ids.directory, *args.mqtt, on_each=lambda a: print(a.to_json())))
     return 0

@@ -30,7 +30,8 @@ class OperationsIds:
 
     def __post_init__(self) -> None:
         self.ingestor = Ingestor(Pseudonymiser(*self.settings.keys()))
-        self.engine = Engine(Directory(self.inventory), self.settings, self.calendar)
+        self.directory = Directory(self.inventory)
+        self.engine = Engine(self.directory, self.settings, self.calendar)
 
     def feed(self, lines: Iterable[str | bytes], source: str = "stream") -> Iterator[Alert]:
         ingest, observe = self.ingestor.ingest_line, self.engine.observe
