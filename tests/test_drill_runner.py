@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import json
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import pytest
 
@@ -46,9 +46,10 @@ expect:
 
 
 @contextlib.asynccontextmanager
-async def drill_cascade(tmp_path: Path, inventory: Inventory, clock: DrillClock) -> AsyncIterator[Cascade]:
+async def drill_cascade(tmp_path: Path, inventory: Inventory, clock: DrillClock,
+                        **settings_changes: Any) -> AsyncIterator[Cascade]:
     with smtp_sink() as sink:
-        settings = cascade_settings(tmp_path, sink.port, mqtt=False)
+        settings = cascade_settings(tmp_path, sink.port, mqtt=False, **settings_changes)
         async with await Store.open(f"sqlite+aiosqlite:///{tmp_path}/jukimon.db") as store:
             cascade = await open_cascade(store, inventory, settings, clock=clock)
             try:
@@ -219,3 +220,18 @@ async def test_faults_through_the_control_channel_are_cleared_on_abort(tmp_path:
     assert result.status is Status.ABORTED and len(result.reports) == 1
     assert [e.data["injected"] for e in result.timeline.of(EntryKind.FAULT)] == [True, True]
     assert network.faults() == []
+
+
+async def test_a_simulated_prefecture_that_forwards_itself_does_so_when_it_has_read_the_report(
+        tmp_path: Path, small_inventory: Inventory) -> None:
+    scenario = parse_scenario(SCENARIO.replace("no_show: 0.2", "no_show: 0"), "fw.yml", name="fw")
+    clock = DrillClock(T0, speed=float("inf"))
+    async with drill_cascade(tmp_path, small_inventory, clock, forwarding_overrides={"01": "prefecture"}) as cascade:
+        result = await DrillRunner(scenario, cascade, clock, small_inventory, tabletop=True,
+                                   participants=SimulatedParticipants(scenario)).run()
+        first = result.reports["first"].id
+        prefecture = cascade.tracker.delivery(first, "pref-01")
+        forwarded = [d for d in cascade.tracker.deliveries(first) if d.sent_by == "pref-01"]
+    assert prefecture is not None and prefecture.confirmed_at is not None
+    assert sorted(d.org for d in forwarded) == [f"muni-01-00{i}" for i in range(1, 7)]
+    assert all(d.sent_at == prefecture.confirmed_at and d.confirmed_at is not None for d in forwarded)
