@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import statistics
+import math
 from collections import deque
 
 from ids.traffic.config import IdsConfig
@@ -129,13 +129,14 @@ class BeaconDetector:
         if len(starts) <= c.beacon_intervals:
             return
         gaps = [b - a for a, b in zip(starts, list(starts)[1:], strict=False)]
-        mean = statistics.fmean(gaps)
-        if mean < c.beacon_min_interval or statistics.pstdev(gaps) > c.beacon_jitter * mean:
+        mean = sum(gaps) / len(gaps)
+        jitter = math.sqrt(sum((g - mean) ** 2 for g in gaps) / len(gaps))  # statistics.pstdev is exact but slow
+        if mean < c.beacon_min_interval or jitter > c.beacon_jitter * mean:
             return
         alert_key = (AlertType.BEACON, *key)
         if self.sink.due(alert_key, pkt.ts):
             self.sink.emit(alert_key, pkt.ts, make_alert(
                 AlertType.BEACON, pkt, "JUKIMON periodic beacon",
                 f"beacon: {c.beacon_intervals} intervals with jitter below {c.beacon_jitter:.0%} of the mean",
-                {"interval_s": round(mean, 3), "jitter_s": round(statistics.pstdev(gaps), 3),
+                {"interval_s": round(mean, 3), "jitter_s": round(jitter, 3),
                  "connections": len(starts)}, flow=flow))
