@@ -4,6 +4,7 @@
     jukimon drill list                     # built-in scenarios
     jukimon drill run FILE|NAME [--participants simulated] [--speed N] [--report DIR]
                      [--tabletop] [--control HOST:PORT] [--smtp HOST:PORT] [--inventory FILE] [--seed N]
+                     [--compare PREVIOUS-DIR] [--no-pdf]
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     run.add_argument("--inventory", type=Path, help="inventory YAML (default: the generated full-scale network)")
     run.add_argument("--seed", type=int, default=0, help="seed of the simulated participants")
     run.add_argument("--no-pdf", action="store_true", help="HTML and JSON only")
+    run.add_argument("--compare", type=Path, metavar="PREVIOUS",
+                     help="an earlier run's report directory (or its metrics.json): adds a comparison to the report")
     run.set_defaults(handler=_run)
 
 
@@ -98,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     options = SessionOptions(args.report or Path("state/drills") / scenario.name, speed=args.speed, seed=args.seed,
                              tabletop=args.tabletop, control=args.control or DEFAULT_CONTROL, smtp=args.smtp,
-                             pdf=not args.no_pdf)
+                             pdf=not args.no_pdf, previous=args.compare)
     progress = _ProgressBar()
     try:
         session = asyncio.run(run_session(scenario, load_inventory_arg(args), options, time.time(), progress.attach))
@@ -110,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{scenario.title}: {session.result.status.value}, score {m.score:g}/{m.max_score:g} "
           f"({m.percent:.1f}%, {'pass' if m.passed else 'fail'}); deadlines missed: "
           f"{', '.join(m.deadlines_missed) or 'none'}")
-    print(f"report: {files.html}" + (f", {files.pdf}" if files.pdf else " (no PDF: chromium missing)")
+    print(f"report: {files.html}" + (f", {files.pdf}" if files.pdf else " (no PDF)")
           + f", {files.json}")
     return 0
 

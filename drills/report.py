@@ -15,10 +15,12 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from markupsafe import Markup, escape
 
+from drills.compare import compare
 from drills.scoring import Metrics, ReportStats
 from drills.timeline import EntryKind, Timeline
 from monitor.lifecycle import JST
@@ -44,10 +46,12 @@ class ReportFiles:
     pdf: Path | None
 
 
-def write_report(metrics: Metrics, timeline: Timeline, directory: Path, *, pdf: bool = True) -> ReportFiles:
+def write_report(metrics: Metrics, timeline: Timeline, directory: Path, *, pdf: bool = True,
+                 previous: dict[str, Any] | None = None) -> ReportFiles:
+    """The report files in ``directory``; ``previous`` (an earlier run's metrics.json) adds the comparison."""
     directory.mkdir(parents=True, exist_ok=True)
     html = directory / "report.html"
-    html.write_text(render_html(metrics, timeline), encoding="utf-8")
+    html.write_text(render_html(metrics, timeline, previous), encoding="utf-8")
     metrics_json = directory / "metrics.json"
     metrics_json.write_text(json.dumps(metrics.to_json(), ensure_ascii=False, indent=1), encoding="utf-8")
     timeline_json = directory / "timeline.json"
@@ -56,9 +60,11 @@ def write_report(metrics: Metrics, timeline: Timeline, directory: Path, *, pdf: 
     return ReportFiles(html, metrics_json, timeline_json, printed)
 
 
-def render_html(metrics: Metrics, timeline: Timeline) -> str:
+def render_html(metrics: Metrics, timeline: Timeline, previous: dict[str, Any] | None = None) -> str:
     return _ENV.get_template("report.html.j2").render(
         m=metrics, findings=findings(metrics), timeline_svg=timeline_chart(metrics, timeline),
+        changes=compare(metrics, previous) if previous is not None else [],
+        previous=previous, value=_value,
         histograms=[(r, latency_histogram(r, i)) for i, r in enumerate(metrics.reports)],
         events=[e for e in timeline.sorted() if e.kind not in (EntryKind.CONFIRM,)],
         jst=_jst, minutes=_minutes, offset=lambda at: _minutes(at - metrics.started))
@@ -159,6 +165,14 @@ def latency_histogram(r: ReportStats, index: int, width: int = 460, height: int 
         parts.append(f'<text x="{30 + b * bar_w:.1f}" y="{height + 14}" class="tick">{b * bin_s // 60}分</text>')
     parts.append(f'<text x="2" y="12" class="tick">{peak}</text></svg>')
     return Markup("".join(parts))
+
+
+def _value(number: float | None, unit: str) -> str:
+    if unit == "s":
+        return _minutes(number)
+    if number is None:
+        return "—"
+    return f"{number:.1f}%" if unit == "%" else f"{number:g}"
 
 
 def _colour(index: int) -> str:

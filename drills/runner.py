@@ -150,8 +150,12 @@ class DrillRunner:
     def record_action(self, action: str, by: str, at: float | None = None) -> None:
         """An operator action (from the console, the CLI or a simulated participant)."""
         when = self.clock() if at is None else at
+        first = self.timeline.first(EntryKind.ACTION, action) is None
         self._record(EntryKind.ACTION, action, by, at=when)
-        self._schedule_followers(action, when)
+        if first:  # what counts from an expectation counts from the first time its action was done
+            for expectation in self.scenario.expectations:
+                if expectation.kind is ExpectationKind.ACTION and expectation.action == action:
+                    self._schedule_followers(expectation.id, when)
 
     # --- the loop ---------------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import AsyncIterator, Callable
 from alerting.cascade import CascadeSettings, generate_keypair, generate_link_key, open_cascade
 from alerting.notify.mailsink import MailSink
 from drills.clock import DrillClock
+from drills.compare import load_previous
 from drills.faults import ControlFaults
 from drills.participants import SimulatedParticipants
 from drills.report import ReportFiles, write_report
@@ -35,6 +36,7 @@ class SessionOptions:
     control: tuple[str, int] | None = None  # the simulation's control channel (live drills)
     smtp: tuple[str, int] | None = None  # an SMTP relay; None = the embedded mail sink under directory/mail
     pdf: bool = True
+    previous: Path | None = None  # an earlier run's report directory or metrics.json, for the comparison
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,9 @@ async def run_session(scenario: Scenario, inventory: Inventory, options: Session
             finally:
                 await cascade.close()
             metrics = score(result, cascade.tracker.directory)
-    return SessionResult(result, metrics, write_report(metrics, result.timeline, directory, pdf=options.pdf))
+    previous = load_previous(options.previous) if options.previous else None
+    return SessionResult(result, metrics, write_report(metrics, result.timeline, directory, pdf=options.pdf,
+                                                       previous=previous))
 
 
 @contextlib.asynccontextmanager

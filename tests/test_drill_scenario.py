@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -137,7 +138,7 @@ def test_cli_runs_a_tabletop_drill_and_writes_the_report(tmp_path: Path, capsys:
     report = tmp_path / "aar"
     assert _cli("drill", "run", "operator-misuse", "--speed", "inf", "--report", str(report), "--seed", "7") == 0
     out = capsys.readouterr()
-    assert out.out.startswith("業務端末からの業務外照会（操作IDSによる検知・机上訓練）: finished, score ")
+    assert out.out.startswith("業務端末からの業務外照会（操作IDSによる検知・机上訓練）: finished, score 100/100 ")
     assert "] 100% " in out.err  # the progress bar reached the end
     metrics = json.loads((report / "metrics.json").read_text(encoding="utf-8"))
     tokyo = 1 + 62  # the prefecture and its municipalities: the scenario's scope is 13
@@ -145,6 +146,19 @@ def test_cli_runs_a_tabletop_drill_and_writes_the_report(tmp_path: Path, capsys:
     assert len(list((report / "mail").glob("*.eml"))) >= 2 * tokyo  # the embedded sink got every message
     assert (report / "report.pdf").read_bytes().startswith(b"%PDF")
     assert "訓練結果報告" in (report / "report.html").read_text(encoding="utf-8")
+
+    again = tmp_path / "again"  # the same drill with other people: compared with the first run
+    assert _cli("drill", "run", "operator-misuse", "--speed", "inf", "--report", str(again), "--seed", "8",
+                "--no-pdf", "--compare", str(report)) == 0
+    second = json.loads((again / "metrics.json").read_text(encoding="utf-8"))
+    html = (again / "report.html").read_text(encoding="utf-8")
+    assert f"前回との比較（{metrics['incident']}）" in html and not (again / "report.pdf").exists()
+    before, now = metrics["reports"][0]["tiers"]["all"], second["reports"][0]["tiers"]["all"]
+    verdict = "変化なし" if now["latency_median"] == before["latency_median"] else \
+        "改善" if now["latency_median"] < before["latency_median"] else "悪化"
+    row = re.search(r"<td>初報 計 中央値</td>(?:<td class=\"num\">[^<]*</td>){2}\s*<td class=\"[a-z]*\">(.*?)</td>",
+                    html)
+    assert row is not None and row.group(1) == verdict
 
 
 def test_cli_run_refuses_a_live_drill_without_a_simulation(tmp_path: Path,
