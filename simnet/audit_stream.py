@@ -15,15 +15,18 @@ does not use (``<site>-op9NN``), except bulk look-ups, made by a real staff memb
 their own terminal: a scenario then shows only its own kind of misuse.
 
 Everything is deterministic for a seed; records come out in time order, as dicts in
-the documented format (docs/audit-records.md) or as JSON lines.
+the documented format (docs/audit-records.md) or as JSON lines, or sent over TLS syslog
+(``send_tls``) as the CS would.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import json
 import random
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -401,6 +404,24 @@ def write_jsonl(path: Path, lines: Iterable[str]) -> int:
             out.write("\n")
             n += 1
     return n
+
+
+async def send_tls(lines: Iterable[str], host: str, port: int, context: ssl.SSLContext) -> int:
+    """Send records as the CS would: RFC 5424 messages (facility log audit) octet-counted over TLS."""
+    _, writer = await asyncio.open_connection(host, port, ssl=context)
+    sent = 0
+    try:
+        for line in lines:
+            message = f"<110>1 - - jukimon-audit - - - {line}".encode()
+            writer.write(b"%d %s" % (len(message), message))
+            sent += 1
+            if sent % 1000 == 0:
+                await writer.drain()
+        await writer.drain()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    return sent
 
 
 def main(argv: list[str] | None = None) -> int:
