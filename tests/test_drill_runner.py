@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from alerting.cascade import Cascade, open_cascade
+from alerting.cascade import Cascade, Channel, open_cascade
 from drills import (ControlFaults, DrillClock, DrillRefused, DrillRunner, EntryKind, InProcessFaults, SimulatedParticipants, Status,
                     check_simulated, parse_scenario, score, write_report)
 from monitor.inventory.model import Inventory
@@ -235,3 +235,22 @@ async def test_a_simulated_prefecture_that_forwards_itself_does_so_when_it_has_r
     assert prefecture is not None and prefecture.confirmed_at is not None
     assert sorted(d.org for d in forwarded) == [f"muni-01-00{i}" for i in range(1, 7)]
     assert all(d.sent_at == prefecture.confirmed_at and d.confirmed_at is not None for d in forwarded)
+
+
+async def test_receipts_from_real_people_reach_the_timeline(tmp_path: Path, small_inventory: Inventory) -> None:
+    scenario = parse_scenario(SCENARIO, "people.yml", name="people")
+    clock = DrillClock(T0, speed=float("inf"))
+    pressed: list[str] = []
+
+    async with drill_cascade(tmp_path, small_inventory, clock) as cascade:
+        def okinawa_clicks_the_link(runner: DrillRunner) -> None:
+            if "first" in runner.reports and not pressed:
+                pressed.append(runner.reports["first"].id)
+                asyncio.get_running_loop().create_task(
+                    cascade.tracker.confirm(pressed[0], "pref-47", Channel.LINK, by="沖縄県 担当者"))
+
+        result = await DrillRunner(scenario, cascade, clock, small_inventory, tabletop=True,
+                                   on_step=okinawa_clicks_the_link).run()
+    confirms = result.timeline.of(EntryKind.CONFIRM)
+    assert [(e.subject, e.text, e.data["via"], e.data["report"]) for e in confirms] == [
+        ("pref-47", "沖縄県 担当者", "link", pressed[0])]
