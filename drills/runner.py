@@ -81,7 +81,7 @@ class DrillRunner:
         self.status = Status.READY
         self.timeline = Timeline()
         self.started = clock()
-        stamp = dt.datetime.fromtimestamp(self.started, JST).strftime("%Y%m%d%H%M")
+        stamp = dt.datetime.fromtimestamp(self.started, JST).strftime("%Y%m%d%H%M%S")
         self.incident = Incident(f"drill-{scenario.name}-{stamp}"[:100], scenario.title, drill=True,
                                  opened=self.started)
         self.reports: dict[str, Report] = {}
@@ -90,14 +90,14 @@ class DrillRunner:
         self._injected: dict[str, str] = {}  # fault inject id → simulation's fault id, while active
         self._recorded: set[tuple[str, str]] = set()  # (report id, org) confirmations on the timeline
         self._last_fault_at: float | None = None
-        if engine is not None:
-            engine.listeners.append(self._on_changes)
 
     # --- control ----------------------------------------------------------------------------------------------
 
     async def run(self) -> DrillResult:
         """Run the drill to its end (or abort); faults it injected are cleared either way."""
         await self._preflight()
+        if self.engine is not None:
+            self.engine.listeners.append(self._on_changes)
         self.status = Status.RUNNING
         self._record(EntryKind.PHASE, "start", f"訓練開始: {self.scenario.title}", mode="live" if self.live
                      else "tabletop")
@@ -111,8 +111,10 @@ class DrillRunner:
             await self._loop(end)
             self.status = Status.FINISHED
         except DrillAborted:
-            self.status = Status.ABORTED
+            pass
         finally:
+            if self.status is not Status.FINISHED:  # aborted, or stopped by an error: clean up all the same
+                self.status = Status.ABORTED
             if self.engine is not None:
                 self.engine.listeners.remove(self._on_changes)
             await self._clear_all("abort" if self.status is Status.ABORTED else "end")

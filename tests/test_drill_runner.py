@@ -75,7 +75,7 @@ async def test_live_drill_injects_and_clears_faults_and_scores_from_the_timeline
     assert network.faults() == []  # the scenario cleared one, the end of the drill the other
     clears = {e.subject: e.data["reason"] for e in result.timeline.of(EntryKind.CLEAR)}
     assert clears == {"cut": "scenario", "slow": "end"}
-    assert result.incident.drill and result.incident.id == "drill-small-202112080930"
+    assert result.incident.drill and result.incident.id == "drill-small-20211208093000"
     assert [r.label for r in result.reports.values()] == ["初報", "終報"]
     assert "北海道サーバ処理装置" in result.reports["first"].body
     assert metrics.time_to_detect == 120.0  # the simulated NOC's fixed delay
