@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 
 import pytest
 
@@ -32,6 +33,8 @@ def test_a_good_lookup_becomes_an_event_with_a_keyed_pseudonym_and_no_clear_code
     ({"ts": "2026-12-07 25:61"}, "bad_ts"),
     ({"ts": "2026-12-07T09:00:00"}, "ts_without_offset"),
     ({"ts": 1796601600}, "missing_ts"),
+    ({"ts": "0001-01-01T00:00:00+09:00"}, "ts_out_of_range"),
+    ({"ts": "9999-12-31T23:59:59-12:00"}, "ts_out_of_range"),
     ({"action": "delete"}, "bad_action"),
     ({"action": ["lookup"]}, "bad_action"),
     ({"operator": ""}, "missing_operator"),
@@ -89,3 +92,22 @@ def test_key_settings_from_the_environment_win_and_bad_settings_name_the_key(mon
         OpsIdsSettings(pseudonym_key_id="b", pseudonym_keys={"a": "x"}).check("opsids")
     with pytest.raises(ConfigError, match="opsids.bulk_factor"):
         OpsIdsSettings(bulk_factor=0).check("opsids")
+
+
+def test_thousands_of_mutated_records_never_crash_ingestion_or_detection():
+    from ids.operations import OperationsIds
+    from monitor.inventory import default_inventory
+
+    rng = random.Random(8)
+    values = [None, 0, -1, 2**70, 1.5, float("nan"), True, "", "x" * 5000, [], {}, {"a": [1]}, "lookup",
+              "provision", "2026-12-07T03:00:00+09:00", "muni-01-002", "agency-01-server", "A01", "00000000000"]
+    ids = OperationsIds(default_inventory(), OpsIdsSettings(pseudonym_key_id="k1", pseudonym_keys={"k1": "k" * 20}))
+    lines = []
+    for _ in range(3000):
+        record = dict(GOOD, resident_count=5)
+        for name in rng.sample(sorted(record), rng.randint(1, 3)):
+            record[name] = rng.choice(values)
+        lines.append(json.dumps(record))
+    alerts = list(ids.feed(lines))
+    assert ids.ingestor.accepted + sum(ids.ingestor.rejected.values()) == 3000
+    assert ids.ingestor.accepted > 100 and len(ids.ingestor.rejected) > 5 and alerts

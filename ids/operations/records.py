@@ -33,6 +33,7 @@ class Action(StrEnum):
 
 _ACTIONS = {a.value: a for a in Action}
 _RESIDENT_ACTIONS = frozenset({Action.LOOKUP, Action.UPDATE})
+_EARLIEST, _LATEST = 946_684_800.0, 4_102_444_800.0  # 2000-01-01 .. 2100-01-01 UTC
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,4 +150,12 @@ def _timestamp(value: Any) -> float:
         raise Rejected("bad_ts") from None
     if stamp.tzinfo is None:
         raise Rejected("ts_without_offset")
-    return stamp.timestamp()
+    try:
+        ts = stamp.timestamp()
+    except (OverflowError, ValueError):
+        raise Rejected("ts_out_of_range") from None
+    # The network started in 2002: anything outside this century is a broken clock, and would
+    # break the calendar arithmetic downstream.
+    if not _EARLIEST <= ts < _LATEST:
+        raise Rejected("ts_out_of_range")
+    return ts
