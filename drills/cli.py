@@ -52,10 +52,10 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 
 def _address(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host, int(port)
+    """HOST:PORT, read as the simulation's own CLI reads its control address (imported late: it is heavy)."""
+    from simnet.cli import _address as simnet_address
+
+    return simnet_address(text)
 
 
 def _scenario(read: Callable[[], Scenario]) -> Scenario | None:
