@@ -61,7 +61,6 @@ class Label:
 @dataclass(frozen=True, slots=True)
 class _Staff:
     site: str
-    prefecture: str
     terminals: tuple[str, ...]
     operators: tuple[str, ...]
 
@@ -73,6 +72,8 @@ class Injection:
 
 
 class AuditStream:
+    """The operators of a network (or of ``sites`` only) at work, day by day, deterministic for ``seed``."""
+
     def __init__(self, inventory: Inventory, *, seed: int = 1, calendar: OperatingCalendar | None = None,
                  sites: Iterable[str] | None = None):
         self.calendar = calendar or OperatingCalendar()
@@ -86,8 +87,8 @@ class AuditStream:
                                      if d.role is Role.TERMINAL))
             if terminals:
                 staff = max(2, round(len(terminals) * _STAFF_PER_TERMINAL))
-                self._staff.append(_Staff(site.id, site.prefecture or "",
-                                          terminals, tuple(f"{site.id}-op{n:03d}" for n in range(1, staff + 1))))
+                self._staff.append(_Staff(site.id, terminals,
+                                          tuple(f"{site.id}-op{n:03d}" for n in range(1, staff + 1))))
         self._agencies = sorted(s.id for s in inventory.sites_of_tier(Tier.AGENCY)
                                 if chosen is None or s.id in chosen)
         self._municipalities = [s.id for s in inventory.sites_of_tier(Tier.MUNICIPALITY)]
@@ -182,7 +183,7 @@ class AuditStream:
         """``per_type`` labelled scenarios of every detection type inside the period, at random places.
 
         Dormant accounts need a period of more than ``_DORMANT_GAP`` days, agency over-pulls
-        at least two weeks; shorter periods get none of them.
+        at least ten business days; shorter periods get none of them.
         """
         rng = random.Random(f"scenarios:{self._seed}:{seed}")
         business = [start + dt.timedelta(days=i) for i in range(days)
