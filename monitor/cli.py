@@ -18,12 +18,14 @@ def _registrars() -> list[Registrar]:
     from collectors.cli import register as poll
     from collectors.syslog.cli import register as syslog
     from dashboards.cli import register as console
+    from drills.cli import register as drill
+    from ids.operations.cli import register as opsids
     from monitor.inventory.cli import register as inventory
     from monitor.lifecycle_cli import register as lifecycle
     from monitor.run import register as run
     from simnet.cli import register as simnet
 
-    return [run, inventory, simnet, poll, syslog, lifecycle, cascade, console]
+    return [run, inventory, simnet, poll, syslog, lifecycle, cascade, console, drill, opsids]
 
 
 def build_parser() -> argparse.ArgumentParser:

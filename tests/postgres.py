@@ -2,14 +2,10 @@
 
 Debian's ``postgresql`` package provides the binaries; the system-wide server (if
 any) is never touched. Without the package a test skips on a developer machine
-and fails in CI (``tests.servers.require``). Usage, in a test module::
+and fails in CI (``tests.servers.require``). ``tests/conftest.py`` holds the session's server as the
+``postgres`` fixture and ``url`` (SQLite, then PostgreSQL); a test wanting a database of its own::
 
-    @pytest.fixture(scope="session")
-    def postgres() -> Iterator[PrivatePostgres]:
-        with postgres_server() as server:
-            yield server
-
-    url = postgres.create_database("test_x")   # an empty database of its own for one test
+    url = postgres.create_database("test_x")
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ from monitor.inventory.model import Inventory
 from monitor.state.engine import Changes
 from monitor.state.model import Condition, ConditionKind, ConditionStatus
 from monitor.store import Store
-from tests import test_store
 
 T0 = 1_700_000_000.0
 EXAMPLE = Path(__file__).parent / "data" / "routing.yml"
@@ -102,7 +101,6 @@ def service(small_inventory: Inventory, routing: RoutingConfig, outbox: FakeOutb
     return AlertingService(small_inventory, routing, outbox, None, clock)
 
 
-postgres, url = test_store.postgres, test_store.url  # fixtures: each store test on SQLite and on PostgreSQL
 
 OTARU_CS = condition(ConditionKind.DEVICE_DOWN, "muni-01-003-cs1")
 

@@ -10,14 +10,18 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from alerting.cascade import Channel, Incident, Report, open_cascade
 from monitor.inventory import Inventory
 from monitor.store import Store
 from tests.test_cascade_fixtures import T0, SimClock, cascade_settings, smtp_sink
-from tests import test_store
 
-# The store tests' fixtures: ``database`` is a URL on SQLite, then on their private PostgreSQL (``postgres``).
-postgres, database = test_store.postgres, test_store.url
+
+@pytest.fixture
+def database(url: str) -> str:
+    """The shared ``url`` fixture (conftest): SQLite, then the private PostgreSQL."""
+    return url
 
 DRILL = Incident("drill-2021", "処理装置Xのネットワーク切断", drill=True, opened=T0)
 FIRST = Report(DRILL.id, 1, "初報本文", T0)

@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator
 
 import pytest
 
@@ -20,7 +20,6 @@ from alerting.model import Notification
 from alerting.notify import (DeliveryError, DurableOutbox, EmailReceiver, MailSink, OutboxEntry, OutboxStatus,
                              Receiver, RejectedError)
 from monitor.store import PrivatePostgres, Store
-from tests.postgres import postgres_server
 
 T0 = 1_796_171_415.0
 
@@ -79,11 +78,6 @@ async def wait_statuses(outbox: DurableOutbox, expected: dict[str, OutboxStatus]
         assert time.monotonic() < deadline, f"outbox never reached {expected}: {await statuses(outbox)}"
         await asyncio.sleep(0.01)
 
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PrivatePostgres]:
-    with postgres_server() as server:
-        yield server
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import time
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 import pytest_asyncio
@@ -30,9 +30,7 @@ from monitor.state.health import HealthSettings, Threshold
 from monitor.state.model import Condition, ConditionKind, State, SubjectKind
 from monitor.state.settings import MonitorSettings
 from monitor.store import Store
-from monitor.store.postgres import PrivatePostgres
 from simnet.network import SimNetwork, SimnetConfig
-from tests.postgres import postgres_server
 from tests.servers import free_port, free_udp_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -245,11 +243,6 @@ async def test_maintenance_suppresses(chain) -> None:
     engine.maintenance.remove("M-live")
     await recovered(net, engines)
 
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PrivatePostgres]:
-    with postgres_server() as server:
-        yield server
 
 
 @pytest.mark.parametrize("backend, cs", [("sqlite", "muni-47-003-cs1"), ("postgresql", "muni-47-003-cs2")])

@@ -7,9 +7,6 @@ server (private, one per session, an empty database per test).
 from __future__ import annotations
 
 import logging
-import uuid
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 from sqlalchemy import update
@@ -20,23 +17,10 @@ from monitor.state.model import (Condition, ConditionKind, ConditionStatus, Stat
                                  Transition)
 from monitor.store import SCHEMA_VERSION, PrivatePostgres, SchemaTooNewError, Store, StoreError
 from monitor.store.schema import schema_version
-from tests.postgres import postgres_server
 
 T0 = 1_700_000_000.0
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PrivatePostgres]:
-    with postgres_server() as server:
-        yield server
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/state/jukimon.db"  # state/ does not exist yet: open makes it
-    server: PrivatePostgres = request.getfixturevalue("postgres")
-    return server.create_database(f"test_{uuid.uuid4().hex[:12]}")
 
 
 def otaru_cs(state: State = State.DOWN, since: float = T0, **kw: object) -> StateRecord:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator
 
 import pytest
 from sqlalchemy import text
@@ -18,25 +17,12 @@ from monitor.inventory.model import Inventory
 from monitor.state.engine import Changes
 from monitor.state.model import Condition, ConditionKind
 from monitor.store import PrivatePostgres, Store
-from tests.postgres import postgres_server
 from tests.ticket_samples import (CS_UNREACHABLE, LINE_DOWN, OTARU_ANSWER, OTARU_LINES, VEIN, seed_knowledge,
                                   seed_past_ticket)
 
 T0 = 1_760_000_000.0
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PrivatePostgres]:
-    with postgres_server() as server:
-        yield server
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/jukimon.db"
-    server: PrivatePostgres = request.getfixturevalue("postgres")
-    return server.create_database(f"test_{uuid.uuid4().hex[:12]}")
 
 
 class Clock:
