@@ -67,6 +67,8 @@ class ConditionKind(StrEnum):
     OFF_SCHEDULE = "off_schedule"
     ORDER_VIOLATION = "order_violation"  # start-up / shut-down order not respected
     LIFECYCLE = "lifecycle"  # support end, weak crypto, certificate expiry
+    IDS_TRAFFIC = "ids_traffic"  # suspicious communication (ids.traffic): raised by the IDS, resolved by people
+    IDS_OPERATIONS = "ids_operations"  # suspicious operator behaviour (ids.operations)
 
 
 class ConditionStatus(StrEnum):
