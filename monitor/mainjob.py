@@ -256,7 +256,9 @@ class MainJob:
         first_password = await _first_admin(self._store, self.state_dir / "console-admin-password")
         ctx = ConsoleContext(self.inventory, self.engine, self._store, self.alerting, self.history, self.console_inbox,
                              self.engine.maintenance, secret_key=load_secret(self.state_dir / "console.key"),
-                             extra={"cascade": self.cascade, "lifecycle": self.lifecycle})
+                             extra={"cascade": self.cascade, "lifecycle": self.lifecycle,
+                                    "simnet_control": self.simulation.control,
+                                    "drill_reports": self.state_dir / "drills"})
         settings = self.config.console
         self.console = await serve(ctx, settings.host, _port_or_free(settings.port) if settings.port else 0)
         self._stoppers.append(self.console.stop)
