@@ -12,6 +12,10 @@
     alerting: alarms, routing, escalation ──► outbox ──► mail (embedded sink unless configured), MQTT,
                                                          webhooks, the console's inbox
 
+The simulation's business terminals also send their operators' audit records (TLS
+syslog, simulation CA) to the operation-pattern IDS (``ids.operations``), whose
+alerts become alarms beside the monitor's and fill the console's /ids page.
+
 When the configuration names no broker or TSDB, private Mosquitto and
 VictoriaMetrics processes are started under the state directory (Debian's
 ``mosquitto`` and ``victoria-metrics``), so a fresh machine runs the whole chain
@@ -41,6 +45,10 @@ from collectors.history import History
 from dashboards.auth import UserBook, UserRole
 from dashboards.context import ConsoleContext
 from dashboards.server import ConsoleServer, load_secret, serve
+from ids.operations import OperationsIds, OpsIdsSettings
+from ids.operations.alarms import IdsAlarms
+from ids.operations.settings import KEY_ENV
+from ids.operations.tls_ingest import AuditListener
 from collectors.outputs import MqttPublisher, TsdbWriter
 from collectors.service import CollectorService
 from collectors.snmp.client import Credentials
@@ -59,6 +67,8 @@ from monitor.state.bus import StateBus
 from monitor.state.engine import StateEngine
 from monitor.state.model import State, SubjectKind
 from monitor.store import Store
+from simnet.audit_sender import receiver_context
+from simnet.certs import write_private
 
 log = logging.getLogger("jukimon")
 
@@ -84,13 +94,15 @@ class SimulationOptions:
     control: tuple[str, int]
     trap_version: str = "3"
 
-    def argv(self, trap_port: int, syslog_port: int) -> list[str]:
+    def argv(self, trap_port: int, syslog_port: int, audit_port: int | None = None) -> list[str]:
         args = [sys.executable, "-m", "monitor.cli", "--log-level", "WARNING", "simnet", "run",
                 "--snmp-port", str(self.snmp_port), "--tls-port", str(self.tls_port),
                 "--clock-speed", str(self.clock_speed), "--state-dir", str(self.state_dir),
                 "--control", f"{self.control[0]}:{self.control[1]}",
                 "--trap-receiver", f"127.0.0.1:{trap_port}", "--trap-version", self.trap_version,
                 "--syslog-target", f"127.0.0.1:{syslog_port}"]
+        if audit_port is not None:
+            args += ["--audit-target", f"127.0.0.1:{audit_port}"]
         if self.inventory is not None:
             args += ["--inventory", str(self.inventory)]
         if not self.tls:
@@ -126,6 +138,8 @@ class MainJob:
     cascade: Cascade | None = None
     lifecycle: LifecycleChecker | None = None
     console: ConsoleServer | None = None
+    opsids: OperationsIds | None = None
+    opsids_alarms: IdsAlarms | None = None
     _store: Store | None = None
     _mqtt_publisher: MqttPublisher | None = None
     events: dict[str, int] = field(default_factory=dict)
@@ -148,6 +162,7 @@ class MainJob:
         await syslog.start()
         self._stoppers.append(syslog.stop)
         syslog_port = syslog.address("udp")[1]
+        audit_port = await self._start_opsids()
 
         self.engine = await self._state_engine()
         self.lifecycle = LifecycleChecker(self.inventory, self.config.lifecycle)
@@ -162,7 +177,7 @@ class MainJob:
         self._sinks = sinks
 
         self.simulation.trap_version = "3" if snmp.version == "3" else "2c"
-        await self._start_simulation(trap_port, syslog_port)
+        await self._start_simulation(trap_port, syslog_port, audit_port)
         client = SnmpUdpClient(credentials, timeout=self.config.collectors.timeout,
                                retries=self.config.collectors.retries)
         self.collectors = CollectorService(self.inventory, self.config.collectors, client, sinks,
@@ -198,8 +213,19 @@ class MainJob:
 
     # --- pieces -----------------------------------------------------------------
 
-    async def _start_simulation(self, trap_port: int, syslog_port: int) -> None:
-        self._sim = await asyncio.create_subprocess_exec(*self.simulation.argv(trap_port, syslog_port),
+    async def _start_opsids(self) -> int:
+        """The operation-pattern IDS on its own TLS listener (the simulation's CS sends there); returns the port."""
+        settings = OpsIdsSettings() if os.environ.get(KEY_ENV) else _local_pseudonym_key(self.state_dir / "opsids.key")
+        self.opsids = OperationsIds(self.inventory, settings, OperatingCalendar(self.config.schedule))
+        self.opsids_alarms = IdsAlarms(self.inventory)
+        context = await asyncio.to_thread(receiver_context, self.simulation.state_dir)
+        listener = AuditListener(self.opsids, self.opsids_alarms, "127.0.0.1", 0, context)
+        await listener.start()
+        self._stoppers.append(listener.stop)
+        return listener.address[1]
+
+    async def _start_simulation(self, trap_port: int, syslog_port: int, audit_port: int) -> None:
+        self._sim = await asyncio.create_subprocess_exec(*self.simulation.argv(trap_port, syslog_port, audit_port),
                                                          stdout=asyncio.subprocess.PIPE,
                                                          preexec_fn=_die_with_parent)
         assert self._sim.stdout is not None
@@ -248,6 +274,8 @@ class MainJob:
         await self.alerting.start(self.engine.active())  # catches up with conditions raised while it was down
         self._stoppers.append(self.alerting.stop)
         self.engine.listeners.append(self.alerting.on_changes)
+        assert self.opsids_alarms is not None
+        self.opsids_alarms.attach(self.alerting)  # IDS alerts become alarms from here on
         await self._start_cascade(smtp.host, smtp.port)
         await self._start_console()
 
@@ -258,7 +286,8 @@ class MainJob:
                              self.engine.maintenance, secret_key=load_secret(self.state_dir / "console.key"),
                              extra={"cascade": self.cascade, "lifecycle": self.lifecycle,
                                     "simnet_control": self.simulation.control,
-                                    "drill_reports": self.state_dir / "drills"})
+                                    "drill_reports": self.state_dir / "drills", "opsids": self.opsids,
+                                    "opsids_alerts": self.opsids_alarms.recent if self.opsids_alarms else None})
         settings = self.config.console
         self.console = await serve(ctx, settings.host, _port_or_free(settings.port) if settings.port else 0)
         self._stoppers.append(self.console.stop)
@@ -392,6 +421,15 @@ async def _first_admin(store: Store, password_file: Path) -> Path | None:
         f.write(password + "\n")
     log.warning("console: first admin account created", extra=fields(user="admin", password_file=str(password_file)))
     return password_file
+
+
+def _local_pseudonym_key(key_file: Path) -> OpsIdsSettings:
+    """Without ``JUKIMON_OPSIDS_KEY``: a random key kept in a 0600 file, so pseudonyms link across restarts."""
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        write_private(key_file, secrets.token_hex(32).encode())
+        log.warning("operation IDS: pseudonym key created", extra=fields(key_file=str(key_file), env=KEY_ENV))
+    return OpsIdsSettings(pseudonym_key_id="local", pseudonym_keys={"local": key_file.read_text().strip()})
 
 
 def _publish(mqtt: MqttPublisher, records: list[Sample | Event]) -> None:

@@ -46,6 +46,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                      help="notifications as SNMPv2c traps or SNMPv3 authPriv traps (default 2c)")
     run.add_argument("--syslog-target", type=_address, metavar="HOST:PORT",
                      help="send the firewalls' connection logs (syslog over UDP) here")
+    run.add_argument("--audit-target", type=_address, metavar="HOST:PORT",
+                     help="send the business terminals' audit records (TLS syslog, simulation CA) here")
     run.set_defaults(handler=_run)
 
     fault = ssub.add_parser("fault", help="inject, clear or list faults in a running simulation")
@@ -94,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
     from simnet.service import serve_until_signal
 
     asyncio.run(serve_until_signal(load_inventory_arg(args), simnet_config_from(args), args.control,
-                                   args.syslog_target))
+                                   args.syslog_target, args.audit_target))
     return 0
 
 

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 from monitor.inventory.model import Inventory, Role
+from simnet.audit_sender import AuditSender
 from simnet.control import DEFAULT_CONTROL, ControlServer
 from simnet.fw_logs import FirewallLogSource
 from simnet.network import SimNetwork, SimnetConfig
@@ -25,8 +26,11 @@ class RunningSimulation:
     control: ControlServer | None
     startup_seconds: float
     firewall_logs: FirewallLogSource | None = None
+    audit: AuditSender | None = None
 
     async def stop(self) -> None:
+        if self.audit is not None:
+            await self.audit.stop()
         if self.firewall_logs is not None:
             await self.firewall_logs.stop()
         if self.control is not None:
@@ -36,8 +40,9 @@ class RunningSimulation:
 
 async def start_simulation(inventory: Inventory, config: SimnetConfig,
                            control: tuple[str, int] | None = DEFAULT_CONTROL,
-                           syslog_target: tuple[str, int] | None = None) -> RunningSimulation:
-    """The network, its control channel, and (if a target is given) its firewalls' syslog stream."""
+                           syslog_target: tuple[str, int] | None = None,
+                           audit_target: tuple[str, int] | None = None) -> RunningSimulation:
+    """The network, its control channel, and (if targets are given) its firewalls' syslog and operators' audit streams."""
     began = time.monotonic()
     network = SimNetwork(inventory, config)
     await network.start()
@@ -49,6 +54,9 @@ async def start_simulation(inventory: Inventory, config: SimnetConfig,
         if syslog_target is not None:
             sim.firewall_logs = FirewallLogSource(network, syslog_target)
             await sim.firewall_logs.start()
+        if audit_target is not None:
+            sim.audit = AuditSender.for_network(inventory, network.clock, audit_target, config.state_dir)
+            await sim.audit.start()
     except OSError:
         await sim.stop()
         raise
@@ -74,6 +82,9 @@ def banner(sim: RunningSimulation) -> str:
     if sim.firewall_logs is not None:
         host, port = sim.firewall_logs.target
         lines.append(f"  firewall syslog to {host}:{port}")
+    if sim.audit is not None:
+        host, port = sim.audit.target
+        lines.append(f"  operators' audit stream (TLS syslog) to {host}:{port}")
     example = next((s for s in net.devices.values() if s.device.role is Role.CS), None) or next(
         iter(net.devices.values()), None)
     if example is not None:
@@ -98,9 +109,10 @@ async def wait_for_signal() -> None:
 
 async def serve_until_signal(inventory: Inventory, config: SimnetConfig,
                              control: tuple[str, int] | None = DEFAULT_CONTROL,
-                             syslog_target: tuple[str, int] | None = None) -> None:
+                             syslog_target: tuple[str, int] | None = None,
+                             audit_target: tuple[str, int] | None = None) -> None:
     """Start the simulation, print where it listens, run until SIGINT/SIGTERM, stop cleanly."""
-    sim = await start_simulation(inventory, config, control, syslog_target)
+    sim = await start_simulation(inventory, config, control, syslog_target, audit_target)
     print(banner(sim), flush=True)
     try:
         await wait_for_signal()
