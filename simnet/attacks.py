@@ -12,9 +12,10 @@ import base64
 import datetime as dt
 import json
 import random
+import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from ids.traffic.pcapio import write_pcap
 from monitor.inventory import Subsystem
@@ -248,3 +249,18 @@ def write_labelled_day(sample: Sample, day: dt.date, pcap: Path, truth_json: Pat
     write_pcap(pcap, frames)
     truth_json.write_text(json.dumps([asdict(i) for i in truth], indent=1, ensure_ascii=False))
     return truth
+
+
+def send_frames(frames: Iterable[Frame], interface: str = "lo") -> int:
+    """Put frames on the wire in order, as fast as possible (their timestamps are not kept). Needs root.
+
+    On ``lo`` the frames reach every capture but not the local IP stack: their destination
+    MAC is not the loopback's, so no listener of the running simulation is disturbed.
+    """
+    sent = 0
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+        sock.bind((interface, 0))
+        for _, frame in frames:
+            sock.send(frame)
+            sent += 1
+    return sent

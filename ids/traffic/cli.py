@@ -1,4 +1,4 @@
-"""``jukimon ids replay`` and ``jukimon ids learn``: the traffic IDS over capture files."""
+"""``jukimon ids replay|live|learn``: the traffic IDS over capture files or an interface."""
 
 from __future__ import annotations
 
@@ -18,36 +18,65 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     commands = parser.add_subparsers(dest="ids_command", metavar="SUBCOMMAND", required=True)
     replay = commands.add_parser("replay", help="run the detectors over a pcap/pcapng; one EVE JSON alert per line")
     replay.add_argument("file", type=Path, help="pcap or pcapng capture")
-    replay.add_argument("--inventory", type=Path,
-                        help="inventory YAML: turns the communication-matrix detector on")
-    replay.add_argument("--baseline", type=Path,
-                        help="baseline JSON from `jukimon ids learn`: turns new-peer and volume detectors on")
-    replay.add_argument("--rules", type=Path, action="append",
-                        help="Suricata rule file (repeatable; default: Jukimon's own rules)")
+    _detector_options(replay)
     replay.set_defaults(handler=_replay)
+    live = commands.add_parser("live", help="capture on an interface (root) and print one EVE JSON alert per line")
+    live.add_argument("--interface", default="lo", help="interface to capture on (default lo: the simulation)")
+    live.add_argument("--seconds", type=float, help="stop after this long (default: until interrupted)")
+    _detector_options(live)
+    live.set_defaults(handler=_live)
     learn = commands.add_parser("learn", help="learn peers and per-link volume from a capture of normal traffic")
     learn.add_argument("file", type=Path, help="pcap or pcapng of normal traffic")
     learn.add_argument("--out", type=Path, required=True, help="baseline JSON to write")
     learn.set_defaults(handler=_learn)
 
 
-def _replay(args: argparse.Namespace) -> int:
+def _detector_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--inventory", type=Path, help="inventory YAML: turns the communication-matrix detector on")
+    parser.add_argument("--baseline", type=Path,
+                        help="baseline JSON from `jukimon ids learn`: turns new-peer and volume detectors on")
+    parser.add_argument("--rules", type=Path, action="append",
+                        help="Suricata rule file (repeatable; default: Jukimon's own rules)")
+
+
+def _detectors(args: argparse.Namespace) -> dict:
+    """The engine's options from the command line."""
     from ids.traffic.baseline import Baseline
-    from ids.traffic.replay import replay
     from ids.traffic.rules import DEFAULT_RULES, load_rules
     from monitor.inventory import load_inventory
 
-    inventory = load_inventory(args.inventory) if args.inventory else None
-    baseline = Baseline.load(args.baseline) if args.baseline else None
-    rules = [rule for path in (args.rules or [DEFAULT_RULES]) for rule in load_rules(path)]
-    out = sys.stdout
+    return {"inventory": load_inventory(args.inventory) if args.inventory else None,
+            "baseline": Baseline.load(args.baseline) if args.baseline else None,
+            "rules": [rule for path in (args.rules or [DEFAULT_RULES]) for rule in load_rules(path)]}
 
-    def emit(alert: dict) -> None:
-        out.write(json.dumps(alert, ensure_ascii=False) + "\n")
 
-    stats = replay(args.file, emit, inventory=inventory, baseline=baseline, rules=rules)
+def _print_alert(alert: dict) -> None:
+    sys.stdout.write(json.dumps(alert, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from ids.traffic.replay import replay
+
+    stats = replay(args.file, _print_alert, **_detectors(args))
     log.info("replay done", extra=fields(file=str(args.file), packets=stats.packets, malformed=stats.malformed,
                                          ignored=stats.ignored, alerts=stats.alerts))
+    return 0
+
+
+def _live(args: argparse.Namespace) -> int:
+    import threading
+
+    from ids.traffic.engine import Engine
+    from ids.traffic.live import capture
+
+    stop = threading.Event()
+    if args.seconds is not None:
+        threading.Timer(args.seconds, stop.set).start()
+    try:
+        capture(Engine(_print_alert, **_detectors(args)), args.interface, stop)
+    except KeyboardInterrupt:
+        stop.set()
     return 0
 
 
