@@ -55,8 +55,9 @@ def create_app(ctx: ConsoleContext, *, users: UserBook | None = None, audit: Aud
         secret = secrets.token_bytes(32)
         log.warning("console has no secret key: sessions will not survive a restart")
     clock = ctx.clock or time.time
-    console = Console(ctx, users or UserBook(ctx.store, clock), audit or AuditTrail(ctx.store, clock), LiveHub(ctx),
-                      template_environment())
+    trail = audit or AuditTrail(ctx.store, clock, signing_key=ctx.extra.get("audit_signing_key"),  # type: ignore[arg-type]
+                                head_path=ctx.extra.get("audit_head"))  # type: ignore[arg-type]
+    console = Console(ctx, users or UserBook(ctx.store, clock), trail, LiveHub(ctx), template_environment())
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

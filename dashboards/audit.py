@@ -9,18 +9,27 @@ fingerprint, a site id, a ticket number), result (``ok``, ``denied``,
 
 Views call ``await audit(request, "alarm.acknowledge", fingerprint)`` after
 acting; refusals (403, CSRF, failed logins) are recorded too.
+
+Every entry is hash-chained to the one before and signed with Ed25519
+(``dashboards.audit_chain``); ``jukimon audit verify`` finds any edit, deletion,
+reordering or truncation and says where.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sqlalchemy import JSON, BigInteger, Column, Double, Index, Integer, MetaData, String, Table, Text, insert, select
 from starlette.requests import Request
 
+from dashboards.audit_chain import GENESIS, chain_hash, sign, write_head
 from monitor.logs import fields
 from monitor.store import Store
 
@@ -29,8 +38,9 @@ log = logging.getLogger("dashboards.audit")
 metadata = MetaData()
 
 audit_table = Table(
-    "console_audit", metadata,
+    "audit_log", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, nullable=False, unique=True),  # 1, 2, 3 … in the order written
     Column("at", Double, nullable=False),
     Column("user", String(100), nullable=False),  # "-" before login
     Column("role", String(32), nullable=False),
@@ -39,8 +49,11 @@ audit_table = Table(
     Column("result", String(16), nullable=False),
     Column("detail", JSON, nullable=False),
     Column("client", String(64), nullable=False),
-    Index("ix_console_audit_at", "at"),
-    Index("ix_console_audit_user_at", "user", "at"),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),  # Ed25519 over hash, hex ("" when no key is configured)
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_user_at", "user", "at"),
 )
 
 
@@ -57,22 +70,42 @@ class AuditEntry:
 
 
 class AuditTrail:
-    """Append and read ``console_audit``."""
+    """Append to and read the chained, signed ``audit_log``."""
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time, *,
+                 signing_key: Ed25519PrivateKey | None = None, head_path: Path | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.signing_key = signing_key
+        self.head_path = head_path  # the newest (seq, hash), signed, outside the database: truncation shows
+        self._lock = asyncio.Lock()  # one writer at a time: each entry chains to the one before
+        self._head: tuple[int, str] | None = None
 
     async def open(self) -> AuditTrail:
         await self.store.create_tables(metadata)
         return self
 
+    async def _last(self) -> tuple[int, str]:
+        if self._head is None:
+            query = select(audit_table.c.seq, audit_table.c.hash).order_by(audit_table.c.seq.desc()).limit(1)
+            async with self.store.engine.connect() as conn:
+                row = (await conn.execute(query)).first()
+            self._head = (row.seq, row.hash) if row else (0, GENESIS)
+        return self._head
+
     async def record(self, user: str, role: str, action: str, target: str = "", result: str = "ok", *,
                      client: str = "", **detail: Any) -> None:
-        row = {"at": self.clock(), "user": user or "-", "role": role or "-", "action": action, "target": target,
-               "result": result, "detail": detail, "client": client}
-        async with self.store.engine.begin() as conn:
-            await conn.execute(insert(audit_table), [row])
+        async with self._lock:
+            seq, previous = await self._last()
+            row = {"seq": seq + 1, "at": self.clock(), "user": user or "-", "role": role or "-", "action": action,
+                   "target": target, "result": result, "detail": detail, "client": client, "prev_hash": previous}
+            row["hash"] = chain_hash(row, previous)
+            row["signature"] = sign(self.signing_key, row["hash"])
+            async with self.store.engine.begin() as conn:
+                await conn.execute(insert(audit_table), [row])
+            self._head = (row["seq"], row["hash"])
+            if self.head_path is not None:
+                await asyncio.to_thread(write_head, self.head_path, row["seq"], row["hash"], self.signing_key)
         log.info("console action", extra=fields(user=row["user"], action=action, target=target or None,
                                                 result=result))
 

@@ -17,6 +17,7 @@ def _registrars() -> list[Registrar]:
     from alerting.cascade.cli import register as cascade
     from collectors.cli import register as poll
     from collectors.syslog.cli import register as syslog
+    from dashboards.audit_cli import register as audit
     from dashboards.cli import register as console
     from drills.cli import register as drill
     from ids.operations.cli import register as opsids
@@ -25,7 +26,7 @@ def _registrars() -> list[Registrar]:
     from monitor.run import register as run
     from simnet.cli import register as simnet
 
-    return [run, inventory, simnet, poll, syslog, lifecycle, cascade, console, drill, opsids]
+    return [run, inventory, simnet, poll, syslog, lifecycle, cascade, console, drill, opsids, audit]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,7 +37,9 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from alerting.cascade import Cascade, generate_keypair, generate_link_key, open_cascade
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from alerting.cascade import Cascade, generate_keypair, generate_link_key, load_private_key, open_cascade
 from alerting.notify import ConsoleReceiver, DurableOutbox, MailSink, build_receivers
 from alerting.routing import default_routing, load_routing
 from alerting.service import AlertingService
@@ -287,7 +289,9 @@ class MainJob:
                              extra={"cascade": self.cascade, "lifecycle": self.lifecycle,
                                     "simnet_control": self.simulation.control,
                                     "drill_reports": self.state_dir / "drills", "opsids": self.opsids,
-                                    "opsids_alerts": self.opsids_alarms.recent if self.opsids_alarms else None})
+                                    "opsids_alerts": self.opsids_alarms.recent if self.opsids_alarms else None,
+                                    "audit_signing_key": _audit_key(self.state_dir / "audit"),
+                                    "audit_head": self.state_dir / "audit" / "head.json"})
         settings = self.config.console
         self.console = await serve(ctx, settings.host, _port_or_free(settings.port) if settings.port else 0)
         self._stoppers.append(self.console.stop)
@@ -406,6 +410,16 @@ class MainJob:
             if kind is SubjectKind.DEVICE and record.state not in (State.UP, State.UNKNOWN):
                 counts[record.state.value] = counts.get(record.state.value, 0) + 1
         return {**counts, "conditions": len(self.engine.conditions)}
+
+
+def _audit_key(directory: Path) -> Ed25519PrivateKey:
+    """The key that signs every audit-trail entry, made on the first start (public half beside it, for
+    ``jukimon audit verify``)."""
+    private = directory / "ed25519.pem"
+    if not private.exists():
+        generate_keypair(private, directory / "ed25519.pub.pem")
+        log.info("audit trail signing key created", extra=fields(public_key=str(directory / "ed25519.pub.pem")))
+    return load_private_key(private)
 
 
 async def _first_admin(store: Store, password_file: Path) -> Path | None:

@@ -169,6 +169,11 @@ def test_the_console_is_served_and_the_first_admin_can_sign_in(running) -> None:
         assert token, login.text[:500]
         board = client.post("/login", data={"name": "admin", "password": password, "csrf_token": token.group(1)})
         assert board.status_code == 200 and "北海道" in board.text
+    audit = work / "state" / "audit"  # the sign-in is in the signed, chained audit trail, and it verifies
+    verified = subprocess.run([sys.executable, "-m", "monitor.cli", "audit", "verify", "--config",
+                               str(work / "jukimon.yaml"), "--public-key", str(audit / "ed25519.pub.pem"),
+                               "--head", str(audit / "head.json")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert verified.returncode == 0 and "OK" in verified.stdout and "note:" not in verified.stdout, verified.stdout
 
 
 def test_samples_reach_the_tsdb(running) -> None:
