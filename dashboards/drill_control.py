@@ -134,18 +134,19 @@ class Progress:
 class DrillControl:
     def __init__(self, inventory: Inventory, reports: Path, *, cascade: Cascade | None = None,
                  engine: StateEngine | None = None, control: tuple[str, int] | None = None,
-                 scenarios: dict[str, Path] | None = None) -> None:
+                 scenarios: dict[str, Path] | None = None, pdf: bool = True) -> None:
         self.inventory = inventory
         self.reports = reports
         self.cascade = cascade
         self.engine = engine
         self.control = control
+        self.pdf = pdf  # print the report of a drill with real participants to PDF (headless Chromium)
         self._files = {**builtin_scenarios(), **(scenarios or {})}
         self._scenarios: dict[str, Scenario] | None = None
         self.current: DrillRun | None = None
 
     @classmethod
-    def from_context(cls, ctx: ConsoleContext) -> DrillControl:
+    def from_context(cls, ctx: ConsoleContext, *, pdf: bool = True) -> DrillControl:
         """From what the main job put in ``ctx.extra``: cascade, simnet_control, drill_reports (and, for
         site-specific scenario files, drill_scenarios: name → path)."""
         extra = ctx.extra
@@ -156,7 +157,7 @@ class DrillControl:
         return cls(ctx.inventory, Path(reports) if reports else Path(tempfile.mkdtemp(prefix="jukimon-drills-")),
                    cascade=cascade if isinstance(cascade, Cascade) else None, engine=ctx.engine,
                    control=tuple(control) if control else None,  # type: ignore[arg-type]
-                   scenarios=dict(scenarios) if isinstance(scenarios, dict) else None)
+                   scenarios=dict(scenarios) if isinstance(scenarios, dict) else None, pdf=pdf)
 
     # --- what may be run ----------------------------------------------------------------------------------------
 
@@ -255,6 +256,7 @@ class DrillControl:
 
     async def _rehearse(self, run: DrillRun) -> None:
         request = run.request
+        # No PDF: the session writes its report on this event loop, and printing takes Chromium seconds.
         options = SessionOptions(run.directory, speed=request.speed, seed=request.seed, tabletop=request.tabletop,
                                  control=self.control, pdf=False)
 
@@ -272,7 +274,7 @@ class DrillControl:
                                           faults=faults, engine=self.engine, tabletop=tabletop)
         result = await runner.run()
         run.metrics = metrics = score(result, self.cascade.tracker.directory)
-        await asyncio.to_thread(write_report, metrics, result.timeline, run.directory)  # PDF printing takes seconds
+        await asyncio.to_thread(write_report, metrics, result.timeline, run.directory, pdf=self.pdf)  # PDF: seconds
 
     # --- what the page shows ------------------------------------------------------------------------------------
 
@@ -298,8 +300,12 @@ class DrillControl:
         """Earlier drills' metrics (newest first), from the report directories."""
         found = []
         for path in sorted(self.reports.glob("*/metrics.json"), reverse=True):
-            if RUN_ID.match(path.parent.name):
+            if not RUN_ID.match(path.parent.name):
+                continue
+            try:
                 found.append({"run": path.parent.name, **json.loads(path.read_text(encoding="utf-8"))})
+            except (OSError, ValueError) as exc:  # one damaged report must not take the page down
+                log.warning("drill metrics unreadable", extra=fields(path=str(path), error=str(exc)[:200]))
         return found
 
     def report_file(self, run_id: str, name: str) -> Path | None:

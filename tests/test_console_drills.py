@@ -28,7 +28,9 @@ from drills import EntryKind
 from monitor.inventory.model import Inventory
 from simnet.control import ControlServer
 from simnet.network import SimNetwork
-from tests.console_fixtures import USERS, ConsoleClient, served
+from tests.browser import chromium, screenshot
+from tests.browser import signed_in as signed_in_browser
+from tests.console_fixtures import PASSWORD, USERS, ConsoleClient, served
 from tests.test_cascade_fixtures import cascade_settings
 
 DRILL = USERS[UserRole.DRILL_CONTROLLER]
@@ -96,12 +98,11 @@ async def setup(small_inventory: Inventory, tmp_path: Path) -> AsyncIterator[Set
         cascade = await open_cascade(ctx.store, small_inventory, cascade_settings(tmp_path, sink.port, mqtt=False))
         ctx.extra.update({"cascade": cascade, "simnet_control": (simulation.host, simulation.port),
                           "drill_reports": tmp_path / "drills", "drill_scenarios": scenarios})
+        ctx.extra["drill_control"] = DrillControl.from_context(ctx, pdf=False)  # as the main job makes it
         try:
             yield Setup(console, cascade, sink, network, tmp_path / "drills")
         finally:
-            control = ctx.extra.get("drill_control")
-            if isinstance(control, DrillControl):
-                await control.close()
+            await ctx.extra["drill_control"].close()
             await cascade.close()
             await simulation.stop()
 
@@ -240,8 +241,7 @@ async def test_a_call_centre_user_cannot_see_or_start_a_drill(setup: Setup) -> N
         refused = await call_centre.post("/drills/start", {"scenario": "call", "mode": "tabletop",
                                                            "participants": "simulated", "speed": "inf"})
         assert refused.status_code == 403
-    control = setup.console.app.state.console.ctx.extra.get("drill_control")
-    assert control is None or control.current is None
+    assert setup.control.current is None
     denied = await setup.console.app.state.console.audit.entries(action="access.denied")
     assert {e.target for e in denied} == {"/drills", "/drills/start"}
 
@@ -268,3 +268,41 @@ async def test_markup_in_a_scenario_message_is_shown_as_text(setup: Setup) -> No
         assert str(escape(XSS)) in page  # on the timeline, as the text it is
         report = (await drill.get(f"/drills/reports/{run.id}/report.html")).text
         assert "<script>alert" not in report and "<img src=x" not in report
+
+
+async def test_without_the_simulation_or_a_cascade_only_tabletop_rehearsals_are_offered(
+        small_inventory: Inventory, tmp_path: Path) -> None:
+    async with served(small_inventory, tmp_path) as console:  # nothing in ctx.extra: the page makes its controller
+        drill = ConsoleClient(console.url)
+        await drill.login(DRILL)
+        page = (await drill.get("/drills")).text
+        assert "机上訓練のみ実施できます" in page
+        assert re.search(r'<input type="radio" name="mode" value="live" disabled>', page)
+        assert re.search(r'<input type="radio" name="participants" value="real" disabled>', page)
+        live = await drill.post("/drills/start", {"scenario": "annual-virus-isolation", "mode": "live",
+                                                  "participants": "simulated", "speed": "inf"})
+        assert "実動訓練はできません" in live.text
+        real = await drill.post("/drills/start", {"scenario": "annual-virus-isolation", "mode": "tabletop",
+                                                  "participants": "real", "speed": "1"})
+        assert "障害連絡が設定されていないため" in real.text
+        await drill.close()
+        assert console.app.state.console.ctx.extra["drill_control"].current is None
+
+
+async def test_in_the_browser_the_running_drill_updates_in_place_and_is_aborted_with_a_click(setup: Setup) -> None:
+    async with chromium() as browser:
+        page = await signed_in_browser(browser, setup.console.url, DRILL, PASSWORD)
+        await page.goto("/drills")
+        await page.check('input[name=scenario][value=call]')
+        await page.select_option("select[name=speed]", "60")
+        async with page.expect_navigation():
+            await page.click(".drill-start button.primary")
+        await page.evaluate("window.notReloaded = true")
+        # the 初報 goes out one drill minute in: the panel shows it without the page being loaded again
+        await page.wait_for_selector("#drill-panel tr[data-report]", timeout=20_000)
+        assert await page.evaluate("window.notReloaded === true")
+        await screenshot(page, "drills-running")
+        async with page.expect_navigation():
+            await page.click("#drill-panel button.danger")
+        await page.wait_for_selector('.panel-body[data-status="aborted"]', timeout=20_000)
+        assert await page.locator(".drill-start").count() == 1  # the start form is back
