@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import json
 import logging
 import ssl
@@ -31,7 +32,7 @@ from simnet.clock import SimClock
 log = logging.getLogger("simnet.audit_sender")
 
 RECONNECT_EVERY = 5.0  # real seconds between attempts while the monitor is away
-_YIELD_EVERY = 500  # records sent back to back (catching up) before letting the simulation run
+_YIELD_EVERY = 500  # records handled back to back (skipped or catching up) before letting the simulation run
 RECEIVER_ID = "jukimon-audit-receiver"
 
 
@@ -72,22 +73,28 @@ class AuditSender:
         began = self.clock.now()
         day = dt.datetime.fromtimestamp(began, JST).date()
         while True:
-            # A day of the national network is ~10^5 records: made in a thread, the agents keep answering.
-            records = await asyncio.to_thread(self._records_of, day)
-            for n, (ts, line) in enumerate(records, start=1):
+            records = self.stream.records(day, 1, self._injection_on(day))
+            # The first record makes the whole day (~4 x 10^5 records nationally): in a thread, so the
+            # simulated agents keep answering meanwhile.
+            first = await asyncio.to_thread(next, records, None)
+            for n, record in enumerate(itertools.chain((first,) if first else (), records), start=1):
+                if n % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+                ts = dt.datetime.fromisoformat(str(record["ts"])).timestamp()
                 if ts < began:
                     continue
                 delay = (ts - self.clock.now()) / self.clock.speed
                 if delay > 0:
                     await asyncio.sleep(delay)
-                elif n % _YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
-                await self._send(line)
+                await self._send(json.dumps(record, ensure_ascii=False))
             day += dt.timedelta(days=1)
 
-    def _records_of(self, day: dt.date) -> list[tuple[float, str]]:
-        return [(dt.datetime.fromisoformat(str(record["ts"])).timestamp(), json.dumps(record, ensure_ascii=False))
-                for record in self.stream.records(day, 1, self._injection)]
+    def _injection_on(self, day: dt.date) -> Injection | None:
+        """The injected records of that day only (``AuditStream.records`` merges every earlier one too)."""
+        if self._injection is None:
+            return None
+        start = dt.datetime.combine(day, dt.time(), JST).timestamp()
+        return Injection([(ts, r) for ts, r in self._injection.records if start <= ts < start + 86_400])
 
     async def _send(self, line: str) -> None:
         if self._writer is None and not await self._connect():

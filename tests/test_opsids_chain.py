@@ -154,6 +154,38 @@ async def test_the_same_behaviour_again_updates_its_open_alarm(small_inventory: 
         assert [e.action for e in ids_alarms[0].timeline].count("raised") == 1
 
 
+async def test_the_sender_replays_on_the_simulated_clock_skipping_the_past_and_sending_each_record_once(
+        small_inventory: Inventory, tmp_path: Path) -> None:
+    def login(day: dt.date, hour: int, operator: str) -> tuple[float, dict]:
+        return (dt.datetime.combine(day, dt.time(hour), JST).timestamp(),
+                {"organisation": "muni-01-001", "terminal": "muni-01-001-term01", "operator": operator,
+                 "action": "login_ok"})
+
+    tuesday, wednesday = MONDAY + dt.timedelta(days=1), MONDAY + dt.timedelta(days=2)
+    injection = Injection([login(MONDAY, 10, "before-start"), login(MONDAY, 14, "monday"),
+                           login(tuesday, 10, "tuesday")])
+    ids = OperationsIds(small_inventory, KEY)
+    seen: list[str] = []
+    ingest = ids.ingestor.ingest_line
+    ids.ingestor.ingest_line = lambda line, where="": seen.append(json.loads(line)["operator"]) or ingest(line, where)
+    listener = AuditListener(ids, lambda _alert: None, "127.0.0.1", 0, receiver_context(tmp_path))
+    await listener.start()
+    clock = SimClock(speed=SPEED, start=dt.datetime.combine(MONDAY, dt.time(12), JST).timestamp())
+    sender = AuditSender(AuditStream(small_inventory, sites=()), clock, listener.address, sender_context(tmp_path),
+                         injection)
+    await sender.start()
+    try:
+        noon = dt.datetime.combine(wednesday, dt.time(12), JST).timestamp()
+        for _ in range(1500):
+            if clock.now() > noon:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await sender.stop()
+        await listener.stop()
+    assert seen == ["monday", "tuesday"] and sender.stats["sent"] == 2
+
+
 def test_the_pseudonym_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
     first = _local_pseudonym_key(tmp_path / "opsids.key")
     assert stat.S_IMODE(os.stat(tmp_path / "opsids.key").st_mode) == 0o600
