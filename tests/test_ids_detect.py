@@ -129,3 +129,18 @@ def test_cli_replay_prints_only_eve_lines(tmp_path, capsys, sample):
     assert code == 0 and without and "matrix_violation" not in {jukimon_type(a) for a in without}
     assert _cli(["ids", "learn", str(pcap), "--out", str(learned)], capsys) == (0, [])
     assert Baseline.load(learned).peers
+
+
+def test_alerts_become_events_placed_at_the_accused_host(labelled, sample):
+    from ids.traffic.events import to_event
+    from ids.traffic.matrix import host_index
+
+    _, _, alerts = labelled
+    hosts = host_index(sample.inventory)
+    scan = next(a for a in alerts if jukimon_type(a) == "scan")
+    event = to_event(scan, sample.inventory, hosts).to_json()
+    assert event["event_type"] == "alert" and event["source"] == "ids.traffic"
+    assert event["device"] == hosts[scan["src_ip"]].id and event["severity"] == "warning"
+    assert event["alert"]["alert"]["metadata"]["jukimon_type"] == ["scan"]
+    flood = next(a for a in alerts if jukimon_type(a) == "flood")
+    assert to_event(flood, sample.inventory, hosts).origin.device == hosts[flood["dest_ip"]].id

@@ -8,16 +8,11 @@ construction (``also``). An attack is recalled when at least one alert of its ow
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Mapping
 
-from ids.traffic.eve import AlertType, jukimon_type
+from ids.traffic.eve import AlertType, alert_time, jukimon_type
 
 GRACE = 120.0  # seconds after an attack's last packet an alert may still be about it
-
-
-def alert_time(alert: Mapping[str, Any]) -> float:
-    return dt.datetime.strptime(alert["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
 
 
 def matches(alert: Mapping[str, Any], attack: Mapping[str, Any], kinds: set[str] | None = None) -> bool:

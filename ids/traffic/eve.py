@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ids.traffic.decode import PROTO_NAMES
 
@@ -90,5 +90,10 @@ def make_alert(kind: AlertType, pkt: "Packet", signature: str, rule: str, eviden
     return record
 
 
-def jukimon_type(record: dict[str, Any]) -> str:
+def jukimon_type(record: Mapping[str, Any]) -> str:
     return record["alert"]["metadata"]["jukimon_type"][0]
+
+
+def alert_time(record: Mapping[str, Any]) -> float:
+    """Epoch seconds of an EVE record's timestamp."""
+    return dt.datetime.strptime(record["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
