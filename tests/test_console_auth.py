@@ -111,7 +111,7 @@ async def test_every_menu_entry_is_served_and_an_unserved_one_gets_a_placeholder
     await client.login(USERS[UserRole.ADMIN])
     for item in NAV:
         page = await client.get(item.path)
-        assert page.status_code == 200 and "card placeholder" not in page.text, item.path
+        assert page.status_code == 200 and "badge-prep" not in page.text, item.path
     served = [Route("/", lambda request: None)]
     filled = _placeholders((NavItem("/", "nav.noc"), NavItem("/future", "nav.ids")), served)
     assert [route.path for route in filled] == ["/future"]
