@@ -398,8 +398,14 @@ class MainJob:
             rate = (stats.completed - last_completed) / (now - last_time)
             last_completed, last_time = stats.completed, now
             log.info("status", extra=fields(polls_per_s=round(rate, 1), not_answering=len(self.collectors.unreachable()),
-                                            missed=stats.missed, **self._state_counts(),
+                                            missed=stats.missed, **self._state_counts(), **self._opsids_counts(),
                                             **{f"{k}_events": v for k, v in self.events.items()}))
+
+    def _opsids_counts(self) -> dict[str, int]:
+        """Audit records judged by the operation IDS and the alerts it raised."""
+        if self.opsids is None or self.opsids_alarms is None:
+            return {}
+        return {"audit_records": self.opsids.ingestor.accepted, "opsids_alerts": self.opsids_alarms.count}
 
     def _state_counts(self) -> dict[str, int]:
         """Devices per state that needs attention, and active conditions (0s left out)."""

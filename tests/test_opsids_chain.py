@@ -117,6 +117,8 @@ async def test_monday_misuse_arrives_over_tls_and_becomes_alarms_kept_in_sqlite_
         assert not [c for c in codes if c in shown]  # resident codes never get past ingestion
 
         site = enumeration.organisation
+        alarm_page = await client.get(f"/alarms/{quote(fingerprint_of(enumeration), safe='')}")
+        assert alarm_page.status_code == 200 and "連番照会" in alarm_page.text
         own = (await client.get(f"/ids/operations/org/{site}")).text
         assert own.count('class="alert"') == sum(a.organisation == site for a in alerts)
         assert enumeration.operator in own
@@ -151,7 +153,7 @@ async def test_the_same_behaviour_again_updates_its_open_alarm(small_inventory: 
         alarms(alerts[0])
         ids_alarms = [a for a in ctx.alerting.open_alarms() if a.labels["kind"] == "ids_operations"]
         assert [a.fingerprint for a in ids_alarms] == [fingerprint_of(alerts[0])]
-        assert [e.action for e in ids_alarms[0].timeline].count("raised") == 1
+        assert [e.action for e in ids_alarms[0].timeline].count("raised") == 1 and alarms.count == 2
 
 
 async def test_the_sender_replays_on_the_simulated_clock_skipping_the_past_and_sending_each_record_once(

@@ -71,9 +71,11 @@ class IdsAlarms:
         self.alerting = alerting
         self.recent: deque[Alert] = deque(maxlen=keep)
         self._waiting: list[Alert] = []
+        self.count = 0  # alerts since start (``recent`` keeps the last ``keep``)
 
     def __call__(self, alert: Alert) -> None:
         self.recent.append(alert)
+        self.count += 1
         log.info("operation IDS alert", extra=fields(type=alert.type.value, organisation=alert.organisation,
                                                      actor=actor_of(alert), severity=alert.severity))
         if self.alerting is None:
