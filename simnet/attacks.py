@@ -187,7 +187,8 @@ def arp_spoof(sample: Sample, t: float, rng: random.Random) -> tuple[list[Frame]
 
 
 def beacon(sample: Sample, t: float, rng: random.Random) -> tuple[list[Frame], Injected]:
-    src, dst = sample.cs[13].address, sample.cs[-1].address  # CS ↔ CS is allowed: only the rhythm gives it away
+    cs = sample.cs[13]  # inside the busy change-notification service: only the rhythm gives it away
+    src, dst = cs.address, sample.units[cs.prefecture].address
     frames = [f for k in range(40) for f in tls_session(t + k * 60 + rng.uniform(-0.3, 0.3), src, dst, 200, 200, rng)]
     return _record("implant checking in every 60 s", "beacon", src, dst, frames)
 

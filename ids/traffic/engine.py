@@ -1,7 +1,7 @@
 """The per-packet path: decode → flow table → detectors → EVE alerts.
 
 Detectors are wired by hook so a packet only reaches those that judge it: new flows
-(policy, scans, brute force, beacons, new peers), the first client payload (cleartext),
+(policy, scans, brute force, new peers), ended flows (beacons), the first client payload (cleartext),
 payload packets (signatures), ICMP and DNS (tunnels), ARP (spoofing) and every IP
 packet (floods, volume).
 """
@@ -51,10 +51,10 @@ class Engine:
         self.stats = EngineStats()
         self._on_alert = on_alert
         sink = AlertSink(config.hold, self._deliver)
-        self.flows = FlowTable(config.flows)
         self.matrix = MatrixDetector(Matrix(inventory, tls_ports=config.tls_ports), config, sink) if inventory else None
         flow_start = [ForbiddenProtocolDetector(config, sink), ScanDetector(config, sink),
-                      BruteForceDetector(config, sink), BeaconDetector(config, sink)]
+                      BruteForceDetector(config, sink)]
+        self.flows = FlowTable(config.flows, on_end=BeaconDetector(config, sink).flow_end)
         if baseline is not None:
             flow_start.append(NewPeerDetector(baseline.peers, sink))
         self._flow_start = [d.flow_start for d in flow_start]
@@ -90,7 +90,7 @@ class Engine:
         flow, new, forward = self.flows.update(pkt)
         if proto == TCP or proto == UDP:
             if new and (proto == UDP or pkt.flags & 0x12 == SYN):
-                verdict = self.matrix.judge(pkt, flow) if self.matrix is not None else None
+                verdict = flow.verdict = self.matrix.judge(pkt, flow) if self.matrix is not None else None
                 for hook in self._flow_start:
                     hook(pkt, flow, verdict)
             if pkt.payload:

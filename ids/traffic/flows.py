@@ -27,7 +27,7 @@ class FlowTimeouts:
 
 class Flow:
     __slots__ = ("id", "key", "start", "last", "pkts_ts", "pkts_tc", "bytes_ts", "bytes_tc",
-                 "flags_ts", "flags_tc", "closed", "payloads_ts")
+                 "flags_ts", "flags_tc", "closed", "payloads_ts", "verdict")
 
     def __init__(self, flow_id: int, key: FlowKey, ts: float):
         self.id = flow_id
@@ -38,6 +38,7 @@ class Flow:
         self.flags_ts = self.flags_tc = 0
         self.closed = False
         self.payloads_ts = 0  # client payload packets seen: detectors judge the first one
+        self.verdict: object = None  # the communication matrix's judgement at the first packet
 
     def eve(self) -> dict[str, object]:
         """The EVE ``flow`` object."""

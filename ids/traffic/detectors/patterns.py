@@ -110,33 +110,44 @@ class FloodDetector:
 
 
 class BeaconDetector:
-    """Connections from one host to one service at near-fixed intervals (command-and-control check-ins)."""
+    """Connections of one shape from one host to one service at near-fixed intervals (command-and-control).
+
+    Judged when a flow ends, grouped by its client's packets and bytes (in 256-byte steps): an
+    implant's check-ins are alike, so they stand out even inside a busy legitimate service whose
+    own connections come at random times and sizes.
+    """
 
     def __init__(self, config: IdsConfig, sink: AlertSink):
         self.config = config
         self.sink = sink
-        self.starts: dict[tuple[str, str, int], deque[float]] = {}
+        self.starts: dict[tuple[str, str, int, int, int], deque[float]] = {}
 
-    def flow_start(self, pkt: Packet, flow: Flow, verdict: Verdict) -> None:
+    def flow_end(self, flow: Flow) -> None:
         c = self.config
-        if pkt.dport in c.periodic_ports or (isinstance(verdict, MatrixRule) and verdict.periodic):
+        proto, src, sport, dst, dport = flow.key
+        verdict = flow.verdict
+        if proto not in (TCP, UDP) or dport in c.periodic_ports or (
+                isinstance(verdict, MatrixRule) and verdict.periodic):
             return
-        key = (pkt.src, pkt.dst, pkt.dport)
+        key = (src, dst, dport, flow.pkts_ts, flow.bytes_ts >> 8)
         starts = self.starts.get(key)
         if starts is None:
             self.starts[key] = starts = deque(maxlen=c.beacon_intervals + 1)
-        starts.append(pkt.ts)
+        starts.append(flow.start)
         if len(starts) <= c.beacon_intervals:
             return
-        gaps = [b - a for a, b in zip(starts, list(starts)[1:], strict=False)]
+        ordered = sorted(starts)  # flows end out of start order
+        gaps = [b - a for a, b in zip(ordered, ordered[1:], strict=False)]
         mean = sum(gaps) / len(gaps)
         jitter = math.sqrt(sum((g - mean) ** 2 for g in gaps) / len(gaps))  # statistics.pstdev is exact but slow
         if mean < c.beacon_min_interval or jitter > c.beacon_jitter * mean:
             return
-        alert_key = (AlertType.BEACON, *key)
-        if self.sink.due(alert_key, pkt.ts):
-            self.sink.emit(alert_key, pkt.ts, make_alert(
+        alert_key = (AlertType.BEACON, src, dst, dport)
+        if self.sink.due(alert_key, flow.last):
+            pkt = Packet(flow.last, proto, src, dst, sport, dport, 0, b"", 0)
+            self.sink.emit(alert_key, flow.last, make_alert(
                 AlertType.BEACON, pkt, "JUKIMON periodic beacon",
-                f"beacon: {c.beacon_intervals} intervals with jitter below {c.beacon_jitter:.0%} of the mean",
-                {"interval_s": round(mean, 3), "jitter_s": round(jitter, 3),
-                 "connections": len(starts)}, flow=flow))
+                f"beacon: {c.beacon_intervals} intervals between alike connections with jitter below "
+                f"{c.beacon_jitter:.0%} of the mean",
+                {"interval_s": round(mean, 3), "jitter_s": round(jitter, 3), "connections": len(starts),
+                 "packets_to_server": flow.pkts_ts, "bytes_to_server": flow.bytes_ts}, flow=flow))
