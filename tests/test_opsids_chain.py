@@ -23,6 +23,7 @@ from urllib.parse import quote
 import pytest
 
 from alerting.alarm_store import AlarmStore
+from dashboards.auth import UserRole
 from ids.operations import OperationsIds, OpsIdsSettings
 from ids.operations.alarms import IdsAlarms, fingerprint_of
 from ids.operations.alerts import JST
@@ -34,7 +35,6 @@ from simnet.audit_sender import AuditSender, receiver_context, sender_context
 from simnet.audit_stream import AuditStream, Injection
 from simnet.clock import SimClock
 from tests.console_fixtures import USERS, ConsoleClient, served
-from dashboards.auth import UserRole
 
 MONDAY = dt.date(2026, 12, 7)
 KEY = OpsIdsSettings(pseudonym_key_id="t", pseudonym_keys={"t": "test-key-0123456789"})

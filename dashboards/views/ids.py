@@ -59,9 +59,9 @@ async def ids_index(request: Request) -> Response:
 async def organisation(request: Request) -> Response:
     site = request.path_params["site"]
     await audit(request, "ids.operations.view", site, scope="organisation")
-    name = console_of(request).ctx.inventory.sites.get(site)
+    known = console_of(request).ctx.inventory.sites.get(site)
     return _page(request, [a for a in _alerts(request) if a.organisation == site],
-                 {"kind": "organisation", "id": site, "name": name.name if name else ""})
+                 {"kind": "organisation", "id": site, "name": known.name if known else ""})
 
 
 @require(*ROLES)
