@@ -4,8 +4,8 @@
 
 1. generates three Mondays of the simulated network's traffic (three prefectures, six
    municipalities each, every national server, agency and the operations polling): a
-   normal day to learn the baseline from, a labelled day with every attack type mixed in
-   (ground truth as JSON), and another normal day;
+   normal day to learn the baseline from, a labelled day with every attack mixed in twice by
+   different hosts (ground truth as JSON), and another normal day;
 2. decoding speed: the IDS's struct decoder against scapy's full dissection (``Ether(frame)``)
    on the same frames;
 3. replay speed: pcap reading + decode + flow table + every detector (matrix from the
@@ -41,6 +41,7 @@ from simnet.traffic_gen import Sample, normal_day  # noqa: E402
 
 LEARN_DAY, ATTACK_DAY, QUIET_DAY = dt.date(2026, 11, 23), dt.date(2026, 11, 30), dt.date(2026, 12, 7)
 DECODE_SAMPLE = 20_000
+ROUNDS = 2  # every attack twice, by other hosts
 
 
 def _timed(fn, *args, **kwargs) -> tuple[Any, float, float]:
@@ -76,7 +77,8 @@ def main() -> int:
     learn, attack, quiet = workdir / "learn.pcap", workdir / "labelled.pcap", workdir / "quiet.pcap"
     _, gen_wall, _ = _timed(lambda: (write_pcap(learn, normal_day(sample, LEARN_DAY, seed=2)),
                                      write_pcap(quiet, normal_day(sample, QUIET_DAY, seed=4))))
-    truth = [asdict(t) for t in write_labelled_day(sample, ATTACK_DAY, attack, workdir / "truth.json", seed=3)]
+    truth = [asdict(t) for t in write_labelled_day(sample, ATTACK_DAY, attack, workdir / "truth.json", seed=3,
+                                                   rounds=ROUNDS)]
     baseline, learn_wall, _ = _timed(learn_baseline, learn)
     options = {"inventory": inventory, "baseline": baseline, "rules": load_rules(DEFAULT_RULES)}
 

@@ -3,7 +3,7 @@
 Each attack is a function of the network sample, a start time and a random source that
 returns its frames and its ``Injected`` record: type, endpoints, time span, and the other
 alert types it triggers by construction (a port scan between two roles that never talk is
-also a matrix violation). ``labelled_day`` mixes one of each into a normal day.
+also a matrix violation). ``labelled_day`` mixes each (once per round) into a normal day.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import random
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -223,30 +223,44 @@ SCHEDULE: tuple[tuple[Attack, float], ...] = (
 )
 
 
-def attacks(sample: Sample, day: dt.date, seed: int = 1) -> tuple[list[Frame], list[Injected]]:
-    """One of each attack on the day, frames unsorted."""
+ROUND_SHIFT = 1.1  # hours between rounds: past the IDS's one-hour hold, so a repeat is a new alert
+
+
+def _rotated(sample: Sample, round_: int, rounds: int) -> Sample:
+    """The sample with its CSs and terminals rotated, so each round's attackers and victims differ."""
+    cs, terminals = round_ * (len(sample.cs) // rounds), round_ * (len(sample.terminals) // rounds)
+    return replace(sample, cs=sample.cs[cs:] + sample.cs[:cs], terminals=sample.terminals[terminals:]
+                   + sample.terminals[:terminals])
+
+
+def attacks(sample: Sample, day: dt.date, seed: int = 1, rounds: int = 1) -> tuple[list[Frame], list[Injected]]:
+    """Every attack ``rounds`` times on the day (other actors each round), frames unsorted."""
     rng = random.Random(seed)
     start = day_start(day)
     frames: list[Frame] = []
     truth: list[Injected] = []
-    for attack, hour in SCHEDULE:
-        more, injected = attack(sample, start + hour * 3600 + rng.uniform(0, 60), rng)
-        frames += more
-        truth.append(injected)
+    for round_ in range(rounds):
+        actors = _rotated(sample, round_, rounds)
+        for attack, hour in SCHEDULE:
+            at = start + (hour + round_ * ROUND_SHIFT) * 3600 + rng.uniform(0, 60)
+            more, injected = attack(actors, at, rng)
+            frames += more
+            truth.append(replace(injected, name=f"{injected.name} (round {round_ + 1})") if round_ else injected)
     return frames, truth
 
 
-def labelled_day(sample: Sample, day: dt.date, seed: int = 1) -> tuple[list[Frame], list[Injected]]:
+def labelled_day(sample: Sample, day: dt.date, seed: int = 1, rounds: int = 1) -> tuple[list[Frame], list[Injected]]:
     """A normal day with every attack mixed in, sorted by time, and the ground truth."""
     frames = normal_day(sample, day, seed)
-    extra, truth = attacks(sample, day, seed)
+    extra, truth = attacks(sample, day, seed, rounds)
     frames += extra
     frames.sort(key=lambda f: f[0])
     return frames, truth
 
 
-def write_labelled_day(sample: Sample, day: dt.date, pcap: Path, truth_json: Path, seed: int = 1) -> list[Injected]:
-    frames, truth = labelled_day(sample, day, seed)
+def write_labelled_day(sample: Sample, day: dt.date, pcap: Path, truth_json: Path, seed: int = 1,
+                       rounds: int = 1) -> list[Injected]:
+    frames, truth = labelled_day(sample, day, seed, rounds)
     write_pcap(pcap, frames)
     truth_json.write_text(json.dumps([asdict(i) for i in truth], indent=1, ensure_ascii=False))
     return truth
