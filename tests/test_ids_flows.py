@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
+from ids.traffic.config import IdsConfig
 from ids.traffic.decode import decode
 from ids.traffic.flows import FlowTable, FlowTimeouts
 from ids.traffic.pcapio import LINKTYPE_ETHERNET
+from monitor.configerror import ConfigError
 from simnet.traffic_gen import tcp, udp
 
 C, S = "127.11.1.4", "127.1.1.11"
@@ -50,3 +56,13 @@ def test_idle_timeout_per_protocol_and_active_timeout():
     assert tcp_flow in ended  # cut by the active timeout although never idle
     table.flush()
     assert not table.flows and table.ended == len(ended)
+
+
+def test_config_check_names_the_bad_key():
+    IdsConfig().check("ids")
+    with pytest.raises(ConfigError, match=r"ids\.scan_ports"):
+        IdsConfig(scan_ports=0).check("ids")
+    with pytest.raises(ConfigError, match=r"ids\.flows\.tcp_idle"):
+        IdsConfig(flows=dataclasses.replace(FlowTimeouts(), tcp_idle=-1)).check("ids")
+    with pytest.raises(ConfigError, match=r"ids\.beacon_jitter"):
+        IdsConfig(beacon_jitter=1.5).check("ids")

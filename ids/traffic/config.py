@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from ids.traffic.flows import FlowTimeouts
+from monitor.configerror import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,17 @@ class IdsConfig:
     periodic_ports: frozenset[int] = frozenset({161, 162, 514, 6514, 123})  # polling is periodic by design
     volume_factor: float = 5.0  # bytes per minute above this multiple of the learned peak …
     volume_floor: int = 20_000_000  # … and above this many bytes per minute
+
+    def check(self, key: str) -> None:
+        """Every threshold and timeout must be positive; the jitter a share below 1."""
+        for name, value in [*((f"flows.{f.name}", getattr(self.flows, f.name)) for f in fields(self.flows)),
+                            *((f.name, getattr(self, f.name)) for f in fields(self))]:
+            if isinstance(value, (int, float)) and value <= 0:
+                raise ConfigError(f"{key}.{name}: must be positive")
+        if self.beacon_jitter >= 1:
+            raise ConfigError(f"{key}.beacon_jitter: a share of the mean interval, below 1")
+        if not self.tls_ports:
+            raise ConfigError(f"{key}.tls_ports: at least one port")
 
 
 DEFAULT_CONFIG = IdsConfig()

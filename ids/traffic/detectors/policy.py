@@ -58,7 +58,8 @@ class ForbiddenProtocolDetector:
 class NewPeerDetector:
     """Two hosts that both talked while learning, talking to each other for the first time.
 
-    Pairs the matrix forbids are left to the matrix alert; hosts never seen while learning
+    Pairs the matrix forbids are left to the matrix alert, pairs of an any-to-any rule (CS ↔ CS
+    notices between any two towns) are normal when new; hosts never seen while learning
     (spoofed flood sources, an intruder's own machine) are left to the other detectors, or
     every spoofed packet would be a "new peer".
     """
