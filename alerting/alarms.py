@@ -33,7 +33,7 @@ from monitor.inventory.model import Inventory
 from monitor.lifecycle import JST
 from monitor.logs import fields
 from monitor.state.engine import Changes
-from monitor.state.model import Condition
+from monitor.state.model import Condition, ConditionKind
 
 log = logging.getLogger("alerting.alarms")
 
@@ -59,10 +59,14 @@ class UnknownAlarm(AlarmError):
     """No alarm has this fingerprint."""
 
 
+# Raised by an IDS and resolved by people: the monitor's restart reconciliation leaves them alone.
+IDS_KINDS = frozenset({ConditionKind.IDS_TRAFFIC, ConditionKind.IDS_OPERATIONS})
+
+
 def alarm_labels(condition: Condition, inventory: Inventory) -> dict[str, str]:
     """Labels for routing, grouping, silences and inhibition: the condition's, and where its subject sits."""
     labels = {"kind": condition.kind.value, "subject": condition.subject, "severity": condition.severity,
-              "source": "monitor"}
+              "source": "ids" if condition.kind in IDS_KINDS else "monitor"}
     device = inventory.devices.get(condition.subject)
     if device is None and condition.subject in inventory.links:
         device = inventory.devices.get(inventory.links[condition.subject].a)  # a line sits at its downstream end

@@ -179,3 +179,19 @@ def test_configured_inhibit_rule_with_equal_labels(book: AlarmBook) -> None:
     other_prefecture = condition(ConditionKind.ORDER_VIOLATION, "muni-47-001-cs1", "warning")
     book.apply(raised(unit, same_prefecture, other_prefecture), T0)
     assert inhibitors(book.alarms.values(), [rule]) == {same_prefecture.fingerprint: unit.fingerprint}
+
+
+def test_ids_alarms_are_marked_as_such_and_survive_the_monitors_reconciliation(small_inventory) -> None:
+    from monitor.state.model import ConditionKind
+    from alerting.alarms import AlarmBook, alarm_labels
+
+    ids = condition(ConditionKind.IDS_OPERATIONS, "muni-01-001")
+    monitor = condition(ConditionKind.DEVICE_DOWN, "muni-01-002-cs1")
+    assert alarm_labels(ids, small_inventory)["source"] == "ids"
+    assert alarm_labels(monitor, small_inventory)["source"] == "monitor"
+    book = AlarmBook(small_inventory)
+    book.fire(ids, T0)
+    book.fire(monitor, T0)
+    book.reconcile([], T0 + 60)  # a restart: the monitor's conditions are gone, the IDS alarm is people's work
+    assert book.alarms[ids.fingerprint].status is AlarmStatus.FIRING
+    assert book.alarms[monitor.fingerprint].status is AlarmStatus.RESOLVED
