@@ -21,12 +21,13 @@ def _registrars() -> list[Registrar]:
     from dashboards.cli import register as console
     from drills.cli import register as drill
     from ids.operations.cli import register as opsids
+    from ids.traffic.cli import register as ids
     from monitor.inventory.cli import register as inventory
     from monitor.lifecycle_cli import register as lifecycle
     from monitor.run import register as run
     from simnet.cli import register as simnet
 
-    return [run, inventory, simnet, poll, syslog, lifecycle, cascade, console, drill, opsids, audit]
+    return [run, inventory, simnet, poll, syslog, lifecycle, cascade, console, drill, ids, opsids, audit]
 
 
 def build_parser() -> argparse.ArgumentParser:
