@@ -94,12 +94,18 @@ class DrillRun:
 
     @property
     def status(self) -> str:
-        """preparing (cascade and mail sink starting), running, paused, aborted, finished or failed."""
+        """preparing (cascade and mail sink starting), running, paused, closing (the runner has stopped, the
+        report is being written), then aborted, finished or failed."""
         if self.error is not None:
             return "failed"
         if self.runner is None:
             return "aborted" if self.done else "preparing"
-        return self.runner.status.value if self.runner.status is not Status.READY else "preparing"
+        status = self.runner.status
+        if status is Status.READY:
+            return "preparing"
+        if status in (Status.ABORTED, Status.FINISHED) and not self.done:
+            return "closing"
+        return status.value
 
 
 @dataclass(frozen=True)

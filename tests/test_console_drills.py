@@ -252,6 +252,7 @@ async def test_a_start_without_the_csrf_token_is_refused(setup: Setup) -> None:
         refused = await drill.post("/drills/start", {"scenario": "call", "mode": "tabletop",
                                                      "participants": "simulated", "speed": "inf"}, token="")
         assert refused.status_code == 403
+        assert (await drill.get("/drills/panel")).status_code == 204  # no drill: no panel
     assert setup.control.current is None
     assert [e.target for e in await setup.console.app.state.console.audit.entries(action="csrf.refused")] == [
         "/drills/start"]

@@ -72,7 +72,10 @@ async def index(request: Request) -> Response:
 
 @require(*CONTROLLERS)
 async def panel(request: Request) -> Response:
-    return render(request, "drills/_panel.html", _page_context(control_of(request)))
+    control = control_of(request)
+    if control.current is None:
+        return Response(status_code=204)  # no drill since the console started: nothing to show
+    return render(request, "drills/_panel.html", _page_context(control))
 
 
 @require(*CONTROLLERS)
