@@ -116,7 +116,6 @@ class ExpectationView:
 
 @dataclass(frozen=True)
 class ReportView:
-    inject: str
     report: Report
     counts: Counts
 
@@ -299,7 +298,7 @@ class DrillControl:
             elapsed=runner.elapsed, duration=runner.scenario.duration,
             entries=[e for e in runner.timeline.sorted() if e.kind is not EntryKind.CONFIRM],
             expectations=[ExpectationView(x, _state(x, now, over)) for x in metrics.expectations],
-            reports=[ReportView(inject, report, tracker.counts(report.id)) for inject, report in runner.reports.items()],
+            reports=[ReportView(report, tracker.counts(report.id)) for report in runner.reports.values()],
             confirmations=runner.confirmations)
 
     def past(self) -> list[dict[str, Any]]:
