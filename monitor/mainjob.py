@@ -46,6 +46,7 @@ from alerting.service import AlertingService
 from collectors.history import History
 from dashboards.auth import UserBook, UserRole
 from dashboards.context import ConsoleContext
+from dashboards.drill_control import DrillControl
 from dashboards.server import ConsoleServer, load_secret, serve
 from ids.operations import OperationsIds, OpsIdsSettings
 from ids.operations.alarms import IdsAlarms
@@ -292,9 +293,11 @@ class MainJob:
                                     "opsids_alerts": self.opsids_alarms.recent if self.opsids_alarms else None,
                                     "audit_signing_key": _audit_key(self.state_dir / "audit"),
                                     "audit_head": self.state_dir / "audit" / "head.json"})
+        ctx.extra["drill_control"] = drills = DrillControl.from_context(ctx)
         settings = self.config.console
         self.console = await serve(ctx, settings.host, _port_or_free(settings.port) if settings.port else 0)
         self._stoppers.append(self.console.stop)
+        self._stoppers.append(drills.close)  # runs first: aborts an open drill and clears its faults
         if first_password is not None:
             print(f"console, first start: user admin, password in {first_password} "
                   "(add people with: jukimon console user add NAME --role ROLE)", flush=True)
