@@ -162,6 +162,19 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True)
+class IdsSettings:
+    """The traffic IDS's live sensor in the main job: off unless an interface is named (capturing needs root)."""
+
+    live_interface: str | None = None  # e.g. "lo" for the simulation
+
+    def check(self, key: str) -> None:
+        name = self.live_interface
+        if name is not None and not (0 < len(name) < 16 and name.isprintable() and not any(c in name for c in " /")):
+            raise ConfigError(f"{key}.live_interface: not an interface name (1-15 characters, no space or /), "
+                              "or null for off")
+
+
+@dataclass(frozen=True)
 class Config:
     collectors: CollectorSettings = field(default_factory=CollectorSettings)
     outputs: OutputSettings = field(default_factory=OutputSettings)
@@ -173,6 +186,7 @@ class Config:
     notify: NotifySettings = field(default_factory=NotifySettings)
     cascade: CascadeSettings = field(default_factory=CascadeSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    ids: IdsSettings = field(default_factory=IdsSettings)
     source: str = "<defaults>"
 
     def check(self) -> "Config":
@@ -185,6 +199,7 @@ class Config:
         self.notify.check("notify")
         self.cascade.check("cascade")
         self.console.check("console")
+        self.ids.check("ids")
         return self
 
 

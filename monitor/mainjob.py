@@ -14,7 +14,9 @@
 
 The simulation's business terminals also send their operators' audit records (TLS
 syslog, simulation CA) to the operation-pattern IDS (``ids.operations``), whose
-alerts become alarms beside the monitor's and fill the console's /ids page.
+alerts become alarms beside the monitor's and fill the console's /ids page. With
+``ids.live_interface`` set (and root), the traffic IDS captures on that interface
+(``lo`` for the simulation) and its alerts join them.
 
 When the configuration names no broker or TSDB, private Mosquitto and
 VictoriaMetrics processes are started under the state directory (Debian's
@@ -52,6 +54,9 @@ from ids.operations import OperationsIds, OpsIdsSettings
 from ids.operations.alarms import IdsAlarms
 from ids.operations.settings import KEY_ENV
 from ids.operations.tls_ingest import AuditListener
+from ids.traffic import DEFAULT_RULES, load_rules
+from ids.traffic.alarms import TrafficAlarms
+from ids.traffic.sensor import LiveSensor
 from collectors.outputs import MqttPublisher, TsdbWriter
 from collectors.service import CollectorService
 from collectors.snmp.client import Credentials
@@ -143,6 +148,8 @@ class MainJob:
     console: ConsoleServer | None = None
     opsids: OperationsIds | None = None
     opsids_alarms: IdsAlarms | None = None
+    traffic_sensor: LiveSensor | None = None
+    traffic_alarms: TrafficAlarms | None = None
     _store: Store | None = None
     _mqtt_publisher: MqttPublisher | None = None
     events: dict[str, int] = field(default_factory=dict)
@@ -166,6 +173,7 @@ class MainJob:
         self._stoppers.append(syslog.stop)
         syslog_port = syslog.address("udp")[1]
         audit_port = await self._start_opsids()
+        await self._start_traffic_ids()
 
         self.engine = await self._state_engine()
         self.lifecycle = LifecycleChecker(self.inventory, self.config.lifecycle)
@@ -227,6 +235,27 @@ class MainJob:
         self._stoppers.append(listener.stop)
         return listener.address[1]
 
+    async def _start_traffic_ids(self) -> None:
+        """The traffic IDS's live sensor, when configured and allowed to capture (raw sockets need root)."""
+        interface = self.config.ids.live_interface
+        if interface is None:
+            return
+        if os.geteuid() != 0:
+            log.warning("traffic IDS off: capturing needs root", extra=fields(interface=interface,
+                                                                               fix="run as root or unset ids.live_interface"))
+            return
+        self.traffic_alarms = TrafficAlarms(self.inventory)
+        sensor = LiveSensor(interface, self.traffic_alarms, inventory=self.inventory, rules=load_rules(DEFAULT_RULES))
+        try:
+            await sensor.start()
+        except OSError as exc:  # e.g. no such interface: the rest of the monitor runs without it
+            log.warning("traffic IDS off: cannot capture", extra=fields(interface=interface, reason=str(exc)))
+            self.traffic_alarms = None
+            return
+        self.traffic_sensor = sensor
+        self._stoppers.append(sensor.stop)
+        print(f"traffic IDS: live on {interface}", flush=True)
+
     async def _start_simulation(self, trap_port: int, syslog_port: int, audit_port: int) -> None:
         self._sim = await asyncio.create_subprocess_exec(*self.simulation.argv(trap_port, syslog_port, audit_port),
                                                          stdout=asyncio.subprocess.PIPE,
@@ -279,6 +308,8 @@ class MainJob:
         self.engine.listeners.append(self.alerting.on_changes)
         assert self.opsids_alarms is not None
         self.opsids_alarms.attach(self.alerting)  # IDS alerts become alarms from here on
+        if self.traffic_alarms is not None:
+            self.traffic_alarms.attach(self.alerting)
         await self._start_cascade(smtp.host, smtp.port)
         await self._start_console()
 
@@ -291,6 +322,8 @@ class MainJob:
                                     "simnet_control": self.simulation.control,
                                     "drill_reports": self.state_dir / "drills", "opsids": self.opsids,
                                     "opsids_alerts": self.opsids_alarms.recent if self.opsids_alarms else None,
+                                    "traffic_ids": self.traffic_sensor.engine if self.traffic_sensor else None,
+                                    "traffic_alerts": self.traffic_alarms.recent if self.traffic_alarms else None,
                                     "audit_signing_key": _audit_key(self.state_dir / "audit"),
                                     "audit_head": self.state_dir / "audit" / "head.json"})
         ctx.extra["drill_control"] = drills = DrillControl.from_context(ctx)
@@ -402,6 +435,7 @@ class MainJob:
             last_completed, last_time = stats.completed, now
             log.info("status", extra=fields(polls_per_s=round(rate, 1), not_answering=len(self.collectors.unreachable()),
                                             missed=stats.missed, **self._state_counts(), **self._opsids_counts(),
+                                            **self._traffic_counts(),
                                             **{f"{k}_events": v for k, v in self.events.items()}))
 
     def _opsids_counts(self) -> dict[str, int]:
@@ -409,6 +443,13 @@ class MainJob:
         if self.opsids is None or self.opsids_alarms is None:
             return {}
         return {"audit_records": self.opsids.ingestor.accepted, "opsids_alerts": self.opsids_alarms.count}
+
+    def _traffic_counts(self) -> dict[str, int]:
+        """Frames seen by the live traffic sensor and the alerts it raised (nothing when it is off)."""
+        if self.traffic_sensor is None:
+            return {}
+        stats = self.traffic_sensor.engine.stats
+        return {"captured_packets": stats.packets, "traffic_alerts": stats.alerts}
 
     def _state_counts(self) -> dict[str, int]:
         """Devices per state that needs attention, and active conditions (0s left out)."""

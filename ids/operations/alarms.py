@@ -11,21 +11,18 @@ pseudonyms at most, never a clear resident code, since none survives ingestion.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from typing import TYPE_CHECKING
 
+from ids.alarms import RECENT, AlarmSink
 from ids.operations.alerts import Alert, AlertType
 from monitor.inventory.model import Inventory
 from monitor.logs import fields
-from monitor.state.engine import Changes
 from monitor.state.model import Condition, ConditionKind
 
 if TYPE_CHECKING:
     from alerting.service import AlertingService
 
 log = logging.getLogger("ids.operations.alarms")
-
-RECENT = 500  # alerts the console keeps in memory; the alarms themselves are in the store
 
 TYPE_JA = {
     AlertType.OFF_HOURS: "時間外の操作",
@@ -59,36 +56,16 @@ def alarm_condition(alert: Alert, inventory: Inventory) -> Condition:
                      alert.start, f"操作ログ監視: {TYPE_JA[alert.type]} — {where} {who}", details=alert.as_dict())
 
 
-class IdsAlarms:
-    """The IDS's alert sink: raises alarms through alerting and keeps the recent alerts for the console.
-
-    Alerts that arrive before alerting is attached (the simulation starts first) are
-    raised when it is.
-    """
+class IdsAlarms(AlarmSink[Alert]):
+    """The operation IDS's alert sink: its alerts as alarms through alerting, the recent ones for the console."""
 
     def __init__(self, inventory: Inventory, alerting: "AlertingService | None" = None, keep: int = RECENT):
+        super().__init__(alerting, keep)
         self.inventory = inventory
-        self.alerting = alerting
-        self.recent: deque[Alert] = deque(maxlen=keep)
-        self._waiting: list[Alert] = []
-        self.count = 0  # alerts since start (``recent`` keeps the last ``keep``)
 
-    def __call__(self, alert: Alert) -> None:
-        self.recent.append(alert)
-        self.count += 1
+    def condition(self, alert: Alert) -> Condition:
+        return alarm_condition(alert, self.inventory)
+
+    def log_alert(self, alert: Alert) -> None:
         log.info("operation IDS alert", extra=fields(type=alert.type.value, organisation=alert.organisation,
                                                      actor=actor_of(alert), severity=alert.severity))
-        if self.alerting is None:
-            self._waiting.append(alert)
-        else:
-            self._raise([alert])
-
-    def attach(self, alerting: "AlertingService") -> None:
-        self.alerting = alerting
-        waiting, self._waiting = self._waiting, []
-        if waiting:
-            self._raise(waiting)
-
-    def _raise(self, alerts: list[Alert]) -> None:
-        assert self.alerting is not None
-        self.alerting.on_changes(Changes(raised=[alarm_condition(a, self.inventory) for a in alerts]))
