@@ -30,7 +30,7 @@ from typing import Any, Iterable
 from alerting.model import SEVERITY_ORDER, Alarm, AlarmStatus, TimelineEntry
 from alerting.silences import Muting
 from monitor.inventory.model import Inventory
-from monitor.lifecycle import JST
+from monitor.japan_time import JST
 from monitor.logs import fields
 from monitor.state.engine import Changes
 from monitor.state.model import Condition, ConditionKind

@@ -35,7 +35,7 @@ from drills import (ControlFaults, DrillClock, DrillResult, DrillRunner, EntryKi
 from drills.scoring import ExpectationResult
 from drills.session import SessionOptions, run_session
 from drills.timeline import Entry
-from monitor.lifecycle import JST
+from monitor.japan_time import JST
 from monitor.logs import fields
 
 if TYPE_CHECKING:

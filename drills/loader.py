@@ -23,7 +23,7 @@ from alerting.routing import _shown  # how a YAML node is named in a message, as
 from drills.scenario import (ClearInject, Delay, Distribution, Expectation, ExpectationKind, FaultInject,
                              IdsEventInject, Inject, MessageInject, Mode, Participant, ReportInject, Role, Scenario,
                              Scoring, Window, check_template)
-from monitor.lifecycle import JST
+from monitor.japan_time import JST
 from simnet.faults import FaultError, parse_kind, validate_params
 
 T = TypeVar("T")

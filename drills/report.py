@@ -23,7 +23,7 @@ from markupsafe import Markup, escape
 from drills.compare import compare
 from drills.scoring import Metrics, ReportStats
 from drills.timeline import EntryKind, Timeline
-from monitor.lifecycle import JST
+from monitor.japan_time import JST
 from monitor.logs import fields
 
 log = logging.getLogger("drills.report")

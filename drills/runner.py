@@ -31,7 +31,7 @@ from drills.scenario import (ClearInject, Expectation, ExpectationKind, FaultInj
                              MessageInject, Mode, ReportInject, Role, Scenario)
 from drills.timeline import EntryKind, Timeline
 from monitor.inventory.model import Inventory
-from monitor.lifecycle import JST
+from monitor.japan_time import JST
 from monitor.logs import fields
 from monitor.state.engine import Changes, StateEngine
 

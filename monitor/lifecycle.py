@@ -25,11 +25,11 @@ from monitor.inventory.model import Device, Inventory
 from monitor.logs import fields
 from monitor.state.model import Condition, ConditionKind
 from monitor.configerror import ConfigError
+from monitor.japan_time import JST
 
 log = logging.getLogger("jukimon.lifecycle")
 
 # The watched network runs on Japan time: a day of checks starts at midnight JST.
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 
 HW_SUPPORT_END = "hw_support_end"
 SW_SUPPORT_END = "sw_support_end"

@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 from monitor.inventory.cli import _date
-from monitor.lifecycle import JST
+from monitor.japan_time import JST
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:

@@ -23,14 +23,13 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from typing import Any, Iterable
-from zoneinfo import ZoneInfo
 
 from monitor.inventory.model import Inventory
 from monitor.logs import fields
+from monitor.japan_time import JST
 
 log = logging.getLogger("jukimon.maintenance")
 
-JST = ZoneInfo("Asia/Tokyo")
 
 
 class MaintenanceError(ValueError):

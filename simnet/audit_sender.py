@@ -22,7 +22,7 @@ import ssl
 from collections import Counter
 from pathlib import Path
 
-from ids.operations.alerts import JST
+from monitor.japan_time import JST
 from monitor.inventory.model import Device, Inventory, Lifecycle, Role
 from monitor.logs import fields
 from simnet.audit_stream import AuditStream, Injection

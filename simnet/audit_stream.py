@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from ids.operations.alerts import JST
+from monitor.japan_time import JST
 from ids.operations.purposes import PURPOSES, Scope, purposes_of
 from monitor.inventory import Inventory, Role, Tier
 from monitor.schedule.window import OperatingCalendar

@@ -22,9 +22,9 @@ from typing import Iterator
 from ids.traffic.matrix import terminal_address
 from monitor.inventory import Device, Inventory, Role, Subsystem
 from simnet.traffic import utilisation
+from monitor.japan_time import JST
 
 Frame = tuple[float, bytes]
-JST = dt.timezone(dt.timedelta(hours=9))
 TLS_PORT = 443
 SEGMENT = 16_384  # loopback captures carry large (TSO) segments
 SNAP = 64  # payload bytes kept of each data segment, as a headers-only sensor keeps

@@ -30,7 +30,7 @@ import yaml
 
 from monitor.configerror import ConfigError
 from monitor.inventory.model import Inventory, Tier
-from monitor.lifecycle import JST
+from monitor.japan_time import JST
 
 _ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 NATIONAL = "national"  # the sender of every report (全国センター)

@@ -44,7 +44,7 @@ from alerting.cascade.signing import SIGNATURE_HEADER, Signer, load_private_key
 from alerting.cascade.store import CascadeStore
 from alerting.cascade.tracker import Tracker
 from monitor.inventory.model import Inventory
-from monitor.lifecycle import JST
+from monitor.japan_time import JST
 from monitor.logs import fields as log_fields
 from monitor.store import Store
 

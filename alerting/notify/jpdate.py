@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from monitor.lifecycle import JST
+from monitor.japan_time import JST
 
 # Era name and its first day, newest first (令和 began on 2019-05-01 when the new emperor acceded).
 _ERAS = ((dt.date(2019, 5, 1), "令和"), (dt.date(1989, 1, 8), "平成"), (dt.date(1926, 12, 25), "昭和"))

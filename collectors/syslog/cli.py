@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from collectors.syslog.firewall import describe, to_event
-from collectors.syslog.parse import JST, MAX_LENGTH, SyslogError, SyslogMessage, parse_syslog
+from monitor.japan_time import JST
+from collectors.syslog.parse import MAX_LENGTH, SyslogError, SyslogMessage, parse_syslog
 from monitor.envelope import encode
 
 EXIT_OK, EXIT_UNREADABLE = 0, 2

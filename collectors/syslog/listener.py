@@ -24,7 +24,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from collectors.syslog.firewall import to_event
-from collectors.syslog.parse import JST, MAX_LENGTH, SyslogError, parse_syslog
+from monitor.japan_time import JST
+from collectors.syslog.parse import MAX_LENGTH, SyslogError, parse_syslog
 from monitor.envelope import Event
 from monitor.logs import fields
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from collectors.syslog.firewall import parse_firewall
+from monitor.japan_time import JST
 
 if TYPE_CHECKING:
     from collectors.syslog.firewall import FirewallRecord
 
 MAX_LENGTH = 8192  # bytes; RFC 5424 receivers SHOULD accept 2048, real firewalls send up to ~4 KiB
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 _UTC = dt.timezone.utc
 
 REASONS = ("empty", "too_long", "not_utf8", "no_pri", "bad_pri", "bad_timestamp", "bad_header", "bad_sd")

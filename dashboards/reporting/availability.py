@@ -17,11 +17,10 @@ import datetime as dt
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Mapping
-from zoneinfo import ZoneInfo
 
 from monitor.state.model import State, Transition
+from monitor.japan_time import JST
 
-JST = ZoneInfo("Asia/Tokyo")
 
 SERVING = frozenset({State.UP, State.DEGRADED})
 OUTAGE = frozenset({State.DOWN, State.UNREACHABLE})

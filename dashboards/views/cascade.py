@@ -37,7 +37,7 @@ from dashboards import i18n
 from dashboards.audit import audit
 from dashboards.auth import UserRole, require
 from dashboards.pages import console_of, error_page, flash, render, see_other
-from monitor.lifecycle import JST
+from monitor.japan_time import JST
 from monitor.logs import fields
 
 log = logging.getLogger("dashboards.views.cascade")

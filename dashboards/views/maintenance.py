@@ -26,7 +26,8 @@ from dashboards.auth import UserRole, require
 from dashboards.context import ConsoleContext
 from dashboards.pages import console_of, flash, render, see_other
 from monitor.inventory.model import Inventory, Tier
-from monitor.maintenance import JST, MaintenanceBook, MaintenanceError, MaintenanceWindow, Recurrence, ScopeKind
+from monitor.japan_time import JST
+from monitor.maintenance import MaintenanceBook, MaintenanceError, MaintenanceWindow, Recurrence, ScopeKind
 
 ROLES = (UserRole.NOC_OPERATOR,)
 HERE = "/maintenance"

@@ -26,7 +26,7 @@ from dashboards import i18n
 from dashboards.auth import UserRole, require
 from dashboards.pages import console_of, error_page, render
 from dashboards.reporting import month_period, monthly_report
-from dashboards.reporting.availability import JST
+from monitor.japan_time import JST
 from dashboards.reporting.monthly import TIER_ORDER
 from dashboards.tickets.store import shared_ticket_store
 from monitor.lifecycle import FINDING_KINDS, LifecycleChecker

@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+from monitor.japan_time import JST
 
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 
 
 class AlertType(StrEnum):

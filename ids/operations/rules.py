@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ids.operations.alerts import JST, Alert, AlertType
+from ids.operations.alerts import Alert, AlertType
+from monitor.japan_time import JST
 from ids.operations.directory import Directory
 from ids.operations.purposes import PURPOSES, Scope, entitled
 from ids.operations.records import Action, Event

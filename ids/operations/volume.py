@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 
-from ids.operations.alerts import JST, Alert, AlertType
+from ids.operations.alerts import Alert, AlertType
+from monitor.japan_time import JST
 from ids.operations.records import Action, Event
 from ids.operations.settings import OpsIdsSettings
 

@@ -26,8 +26,8 @@ from typing import Any
 from monitor.configerror import ConfigError
 
 IF_UP = 1  # IF-MIB ifOperStatus up
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 from monitor.envelope import Sample
+from monitor.japan_time import JST
 
 
 @dataclass(frozen=True)
