@@ -11,7 +11,6 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import json
-import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -19,6 +18,7 @@ from typing import Any, Iterable
 from monitor.envelope import Severity
 from monitor.inventory.model import Inventory, Role, Tier
 from monitor.lifecycle import FINDING_KINDS, LifecycleChecker, LifecycleFinding, LifecycleSettings, severity_rank
+from monitor.terminal import display_width
 
 _KIND_LABELS = {
     "hw_support_end": "HWサポート終了",
@@ -215,10 +215,6 @@ def _align(table: list[tuple[str, ...]]) -> list[str]:
             for r in table]
 
 
-def display_width(text: str) -> int:
-    """Terminal columns: full-width (Japanese) characters take two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
 
 # -- command --------------------------------------------------------------------------------
 
@@ -233,5 +229,5 @@ def lifecycle_command(inventory: Inventory, as_json: bool, today: dt.date,
     return render_text(plan)
 
 
-__all__ = ["PlanEntry", "PlanRow", "RenewalPlan", "display_width", "lifecycle_command", "render_json", "render_text",
+__all__ = ["PlanEntry", "PlanRow", "RenewalPlan", "lifecycle_command", "render_json", "render_text",
            "renewal_plan"]

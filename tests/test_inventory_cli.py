@@ -94,10 +94,10 @@ def test_stats_table(generated: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "市区町村 municipalities" in out and "1,741" in out
     assert "危殆化暗号 weak crypto" in out
     # Right-aligned numbers: every value column ends at the same display width.
-    from monitor.inventory.stats import _width
+    from monitor.terminal import display_width
 
     rows = out.splitlines()[1:]
-    assert len({_width(row) for row in rows}) == 1
+    assert len({display_width(row) for row in rows}) == 1
 
 
 def test_stats_json(generated: Path, capsys: pytest.CaptureFixture[str]) -> None:

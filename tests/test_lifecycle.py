@@ -11,7 +11,8 @@ import pytest
 from monitor.config import ConfigError
 from monitor.inventory.model import CryptoProfile, Device, Inventory, Lifecycle
 from monitor.lifecycle import LifecycleChecker, LifecycleFinding, LifecycleSettings, start_of_day, to_conditions
-from monitor.lifecycle_report import display_width, lifecycle_command, render_text, renewal_plan
+from monitor.lifecycle_report import lifecycle_command, render_text, renewal_plan
+from monitor.terminal import display_width
 from monitor.state.model import ConditionKind
 
 TODAY = dt.date(2026, 4, 1)

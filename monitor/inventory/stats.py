@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 from collections import Counter
 from typing import Any
 
 from monitor.inventory.model import CryptoProfile, Inventory, PrefectureNetwork, Role, Tier
+from monitor.terminal import display_width
 
 __all__ = ["EXPIRY_WARNING_DAYS", "inventory_stats", "is_weak_crypto", "render_stats"]
 
@@ -109,10 +109,6 @@ _LABELS: dict[str, str] = {
 }
 
 
-def _width(text: str) -> int:
-    """Display columns: full-width (Japanese) characters take two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
 
 def render_stats(stats: dict[str, Any]) -> str:
     """Aligned text, Japanese label first, for a terminal."""
@@ -140,11 +136,11 @@ def render_stats(stats: dict[str, Any]) -> str:
     for key, n in stats["lifecycle"].items():
         row(0, key, n)
 
-    label_width = max(_width("  " * d + label) for d, label, _ in rows)
+    label_width = max(display_width("  " * d + label) for d, label, _ in rows)
     value_width = max(len(f"{v:,}" if isinstance(v, int) else str(v)) for _, _, v in rows)
     out = [f"インベントリ inventory: {stats['name']}  (基準日 as of {stats['as_of']})"]
     for depth, label, value in rows:
         text = "  " * depth + label
         shown = f"{value:,}" if isinstance(value, int) else str(value)
-        out.append(f"{text}{' ' * (label_width - _width(text))}  {shown:>{value_width}}")
+        out.append(f"{text}{' ' * (label_width - display_width(text))}  {shown:>{value_width}}")
     return "\n".join(out) + "\n"
