@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
+from monitor.argtypes import host_port
 
 if TYPE_CHECKING:  # imported when a command runs, so that `jukimon --help` stays fast
     from drills.runner import DrillRunner
@@ -39,9 +40,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                      help="where the report (HTML, PDF, metrics JSON), the store and the mails go "
                           "(default: state/drills/<scenario>)")
     run.add_argument("--tabletop", action="store_true", help="no faults, even for a live scenario")
-    run.add_argument("--control", type=_address, default=None, metavar="HOST:PORT",
+    run.add_argument("--control", type=host_port, default=None, metavar="HOST:PORT",
                      help="the simulation's control channel (default 127.0.0.1:16100) for live faults")
-    run.add_argument("--smtp", type=_address, default=None, metavar="HOST:PORT",
+    run.add_argument("--smtp", type=host_port, default=None, metavar="HOST:PORT",
                      help="SMTP relay for the reports (default: an embedded mail sink under DIR/mail)")
     run.add_argument("--inventory", type=Path, help="inventory YAML (default: the generated full-scale network)")
     run.add_argument("--seed", type=int, default=0, help="seed of the simulated participants")
@@ -51,11 +52,6 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     run.set_defaults(handler=_run)
 
 
-def _address(text: str) -> tuple[str, int]:
-    """HOST:PORT, read as the simulation's own CLI reads its control address (imported late: it is heavy)."""
-    from simnet.cli import _address as simnet_address
-
-    return simnet_address(text)
 
 
 def _scenario(read: Callable[[], Scenario]) -> Scenario | None:

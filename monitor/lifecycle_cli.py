@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from monitor.inventory.cli import _date
+from monitor.argtypes import iso_date
 from monitor.japan_time import JST
 
 
@@ -16,7 +16,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     report = commands.add_parser("report", help="what must be renewed by when, month by month")
     report.add_argument("--inventory", type=Path, help="inventory YAML (default: the generated full-scale network)")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    report.add_argument("--today", type=_date, metavar="YYYY-MM-DD",
+    report.add_argument("--today", type=iso_date, metavar="YYYY-MM-DD",
                         help="judge deadlines as of this day (default: today in Japan)")
     report.set_defaults(handler=_report)
 

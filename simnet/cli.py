@@ -10,13 +10,9 @@ from typing import Any
 
 from simnet.control import DEFAULT_CONTROL, control_request
 from simnet.faults import FaultKind
+from monitor.argtypes import host_port
 
 
-def _address(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host, int(port)
 
 
 def add_simulation_options(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +25,7 @@ def add_simulation_options(parser: argparse.ArgumentParser) -> None:
                         help="simulated seconds per real second (default 1)")
     parser.add_argument("--state-dir", type=Path, default=Path("state/simnet"),
                         help="where the simulation CA and certificates are kept (default state/simnet)")
-    parser.add_argument("--control", type=_address, default=DEFAULT_CONTROL, metavar="HOST:PORT",
+    parser.add_argument("--control", type=host_port, default=DEFAULT_CONTROL, metavar="HOST:PORT",
                         help="fault-control listener (default 127.0.0.1:16100)")
 
 
@@ -40,13 +36,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
     run = ssub.add_parser("run", help="run the simulated network in the foreground until interrupted")
     add_simulation_options(run)
-    run.add_argument("--trap-receiver", type=_address, action="append", default=[], metavar="HOST:PORT",
+    run.add_argument("--trap-receiver", type=host_port, action="append", default=[], metavar="HOST:PORT",
                      help="send the devices' SNMP notifications here (repeatable)")
     run.add_argument("--trap-version", choices=("2c", "3"), default="2c",
                      help="notifications as SNMPv2c traps or SNMPv3 authPriv traps (default 2c)")
-    run.add_argument("--syslog-target", type=_address, metavar="HOST:PORT",
+    run.add_argument("--syslog-target", type=host_port, metavar="HOST:PORT",
                      help="send the firewalls' connection logs (syslog over UDP) here")
-    run.add_argument("--audit-target", type=_address, metavar="HOST:PORT",
+    run.add_argument("--audit-target", type=host_port, metavar="HOST:PORT",
                      help="send the business terminals' audit records (TLS syslog, simulation CA) here")
     run.set_defaults(handler=_run)
 
@@ -69,7 +65,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     status = ssub.add_parser("status", help="device counts, SNMP counters and fault count of a running simulation")
     status.set_defaults(fault_command="status")
     for p in (inject, clear, listing, status):
-        p.add_argument("--control", type=_address, default=DEFAULT_CONTROL, metavar="HOST:PORT",
+        p.add_argument("--control", type=host_port, default=DEFAULT_CONTROL, metavar="HOST:PORT",
                        help="the simulation's control address (default 127.0.0.1:16100)")
         p.add_argument("--json", action="store_true", help="print the raw JSON reply")
         p.set_defaults(handler=_fault)

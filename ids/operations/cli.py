@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from monitor.argtypes import host_port
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -12,16 +13,11 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     replay = commands.add_parser("replay", help="print one JSON alert per line for a file of audit records")
     replay.add_argument("file", type=Path, help="audit records, one JSON object per line (docs/audit-records.md)")
     replay.add_argument("--inventory", type=Path, help="inventory YAML (default: the generated full-scale network)")
-    replay.add_argument("--mqtt", metavar="HOST:PORT", type=_broker,
+    replay.add_argument("--mqtt", metavar="HOST:PORT", type=host_port,
                         help="also publish every alert onto this MQTT broker (event_type alert, QoS 1)")
     replay.set_defaults(handler=_replay)
 
 
-def _broker(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host, int(port)
 
 
 def _replay(args: argparse.Namespace) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import sys
@@ -11,6 +10,7 @@ import time
 from typing import Any
 
 from monitor.logs import fields
+from monitor.argtypes import iso_date
 
 log = logging.getLogger("jukimon.inventory")
 
@@ -36,7 +36,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     )
     gen.add_argument("--out", required=True, metavar="FILE", help="file to write (replaced atomically)")
     gen.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    gen.add_argument("--as-of", type=_date, metavar="YYYY-MM-DD",
+    gen.add_argument("--as-of", type=iso_date, metavar="YYYY-MM-DD",
                      help="reference date for installation, support and certificate dates (default today)")
     gen.add_argument("--single-line-share", type=_share, default=0.1, metavar="F",
                      help="share of municipalities with one leased line instead of two (default 0.1)")
@@ -64,16 +64,11 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     )
     stats.add_argument("file", metavar="FILE", help="inventory YAML file")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    stats.add_argument("--as-of", type=_date, metavar="YYYY-MM-DD",
+    stats.add_argument("--as-of", type=iso_date, metavar="YYYY-MM-DD",
                        help="judge certificate and support dates against this day (default today)")
     stats.set_defaults(handler=cmd_stats)
 
 
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
 
 
 def _share(text: str) -> float:
