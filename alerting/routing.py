@@ -36,6 +36,7 @@ from alerting.alarms import severity_rank
 from alerting.model import SEVERITY_ORDER
 from alerting.silences import InhibitRule, Matcher, MatcherError, match_all, parse_matcher
 from monitor.configerror import ConfigError
+from monitor.yaml_nodes import describe_node
 
 RECEIVER_TYPES = {"email": ("to",), "webhook": ("url",), "mqtt": ("topic",), "console": ()}
 _ROUTE_KEYS = ("name", "matchers", "min_severity", "receivers", "escalation", "group_by", "group_wait",
@@ -331,7 +332,7 @@ class _Parser:
     def duration(self, node: Node, key: str, positive: bool) -> float:
         text = self.string(node, key) if isinstance(node, ScalarNode) and node.tag.endswith(":str") else None
         if text is None or not _DURATION.fullmatch(text):
-            raise self.error(node, key, f"expected a duration with its unit such as 30s, 10m, 4h, got {_shown(node)}")
+            raise self.error(node, key, f"expected a duration with its unit such as 30s, 10m, 4h, got {describe_node(node)}")
         seconds = sum(float(n) * _UNIT[u] for n, u in _DURATION_PART.findall(text))
         if positive and seconds <= 0:
             raise self.error(node, key, "expected a duration > 0")
@@ -339,12 +340,12 @@ class _Parser:
 
     def boolean(self, node: Node, key: str) -> bool:
         if not (isinstance(node, ScalarNode) and node.tag.endswith(":bool")):
-            raise self.error(node, key, f"expected true or false, got {_shown(node)}")
+            raise self.error(node, key, f"expected true or false, got {describe_node(node)}")
         return node.value.lower() in ("true", "yes", "on")
 
     def string(self, node: Node, key: str) -> str:
         if not (isinstance(node, ScalarNode) and node.tag.endswith(":str")) or not node.value.strip():
-            raise self.error(node, key, f"expected a text, got {_shown(node)}")
+            raise self.error(node, key, f"expected a text, got {describe_node(node)}")
         return node.value.strip()
 
     def strings(self, node: Node, key: str, nonempty: bool = False) -> tuple[str, ...]:
@@ -355,7 +356,7 @@ class _Parser:
 
     def sequence(self, node: Node, key: str) -> list[Node]:
         if not isinstance(node, SequenceNode):
-            raise self.error(node, key, f"expected a list, got {_shown(node)}")
+            raise self.error(node, key, f"expected a list, got {describe_node(node)}")
         return list(node.value)
 
     def named(self, node: Node, key: str) -> list[tuple[str, Node]]:
@@ -366,7 +367,7 @@ class _Parser:
                 required: tuple[str, ...] = ()) -> dict[str, Node]:
         if not isinstance(node, MappingNode):
             wanted = f" with keys {', '.join(known)}" if known else ""
-            raise self.error(node, key, f"expected a mapping{wanted}, got {_shown(node)}")
+            raise self.error(node, key, f"expected a mapping{wanted}, got {describe_node(node)}")
         values: dict[str, Node] = {}
         for name_node, value in node.value:
             name = self.string(name_node, key)
@@ -382,14 +383,3 @@ class _Parser:
 
     def error(self, node: Node, key: str, problem: str) -> RoutingError:
         return RoutingError(f"{self.source}:{node.start_mark.line + 1}: {key}: {problem}")
-
-
-def _shown(node: Node) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    if node.tag.endswith(":null"):
-        return "nothing"
-    return repr(node.value) if node.tag.endswith(":str") else node.value
-

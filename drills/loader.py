@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, TypeVar
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from alerting.routing import _shown  # how a YAML node is named in a message, as routing errors do
+from monitor.yaml_nodes import describe_node
 from drills.scenario import (ClearInject, Delay, Distribution, Expectation, ExpectationKind, FaultInject,
                              IdsEventInject, Inject, MessageInject, Mode, Participant, ReportInject, Role, Scenario,
                              Scoring, Window, check_template)
@@ -346,7 +346,7 @@ class _Reader:
 
     def mapping(self, node: Node, key: str, known: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, Node]:
         if not isinstance(node, MappingNode):
-            raise self.error(node, key, f"expected a mapping with keys {', '.join(known)}, got {_shown(node)}")
+            raise self.error(node, key, f"expected a mapping with keys {', '.join(known)}, got {describe_node(node)}")
         values: dict[str, Node] = {}
         for name_node, value in node.value:
             name = str(name_node.value)
@@ -362,12 +362,12 @@ class _Reader:
 
     def sequence(self, node: Node, key: str, wanted: str) -> list[Node]:
         if not isinstance(node, SequenceNode):
-            raise self.error(node, key, f"expected {wanted}, got {_shown(node)}")
+            raise self.error(node, key, f"expected {wanted}, got {describe_node(node)}")
         return list(node.value)
 
     def string(self, node: Node, key: str) -> str:
         if not isinstance(node, ScalarNode) or node.tag.endswith(":null") or not str(node.value).strip():
-            raise self.error(node, key, f"expected text, got {_shown(node)}")
+            raise self.error(node, key, f"expected text, got {describe_node(node)}")
         return str(node.value)
 
     def identifier(self, node: Node, key: str) -> str:
@@ -387,7 +387,7 @@ class _Reader:
         try:
             value = float(self.string(node, key))
         except ValueError:
-            raise self.error(node, key, f"expected a number, got {_shown(node)}") from None
+            raise self.error(node, key, f"expected a number, got {describe_node(node)}") from None
         if not low <= value <= high:
             raise self.error(node, key, f"expected a number from {low:g} to {high:g}, got {value:g}")
         return value

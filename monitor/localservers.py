@@ -32,7 +32,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class _Process:
+class ManagedProcess:
     """A server process that can be stopped and started again on the same port."""
 
     name = "server"
@@ -100,7 +100,7 @@ class _Process:
             return False
 
 
-class Mosquitto(_Process):
+class Mosquitto(ManagedProcess):
     """``mosquitto -c conf``: one anonymous listener on loopback; persistence off unless asked for.
 
     With ``persistence=True`` the broker saves sessions, subscriptions and retained messages in its
@@ -127,7 +127,7 @@ class Mosquitto(_Process):
         return self._tcp_open()
 
 
-class VictoriaMetrics(_Process):
+class VictoriaMetrics(ManagedProcess):
     """Single-node VictoriaMetrics accepting InfluxDB v2 writes at ``/api/v2/write``.
 
     ``-retentionPeriod=100y`` because test timestamps may be far in the past; ``-search.latencyOffset=0s``

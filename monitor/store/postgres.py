@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from monitor.localservers import _Process
+from monitor.localservers import ManagedProcess
 
 SERVER_USER = "postgres"  # the Debian package's system user, used when we are root
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"  # util-linux: execs, so the server stays our child
@@ -30,7 +30,7 @@ def postgres_bindir() -> Path | None:
                default=None)
 
 
-class PrivatePostgres(_Process):
+class PrivatePostgres(ManagedProcess):
     """``postgres -D <data_dir>/pgdata`` on ``127.0.0.1:<port>``; superuser ``postgres``, no password needed."""
 
     name = "postgres"
