@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from monitor.files import write_atomic
 
 GENESIS = "0" * 64
 CHAINED_FIELDS = ("seq", "at", "user", "role", "action", "target", "result", "detail", "client")
@@ -87,9 +88,7 @@ def _signed(key: Ed25519PublicKey, message: str, signature: str) -> bool:
 def write_head(path: Path, seq: int, digest: str, key: Ed25519PrivateKey | None) -> None:
     """The newest (seq, hash), signed — written beside the state, outside the database."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"seq": seq, "hash": digest, "signature": sign(key, f"{seq}:{digest}")}))
-    temporary.replace(path)
+    write_atomic(path, json.dumps({"seq": seq, "hash": digest, "signature": sign(key, f"{seq}:{digest}")}).encode())
 
 
 def read_head(path: Path) -> dict[str, Any] | None:

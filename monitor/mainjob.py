@@ -76,7 +76,7 @@ from monitor.state.engine import StateEngine
 from monitor.state.model import State, SubjectKind
 from monitor.store import Store
 from simnet.audit_sender import receiver_context
-from simnet.certs import write_private
+from monitor.files import write_private
 
 log = logging.getLogger("jukimon")
 
@@ -480,9 +480,7 @@ async def _first_admin(store: Store, password_file: Path) -> Path | None:
     password = secrets.token_urlsafe(12)
     await users.add("admin", UserRole.ADMIN, password)
     password_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(password + "\n")
+    write_private(password_file, (password + "\n").encode())
     log.warning("console: first admin account created", extra=fields(user="admin", password_file=str(password_file)))
     return password_file
 

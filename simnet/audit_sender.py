@@ -26,7 +26,8 @@ from monitor.japan_time import JST
 from monitor.inventory.model import Device, Inventory, Lifecycle, Role
 from monitor.logs import fields
 from simnet.audit_stream import AuditStream, Injection
-from simnet.certs import DEFAULT_PROFILE, SimulationCA, issue_service_certificate, write_atomic, write_private
+from monitor.files import write_atomic, write_private
+from simnet.certs import DEFAULT_PROFILE, SimulationCA, issue_service_certificate
 from simnet.clock import SimClock
 
 log = logging.getLogger("simnet.audit_sender")

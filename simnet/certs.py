@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import threading
 import zlib
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from monitor.inventory.model import CryptoProfile, Device
+from monitor.files import write_atomic, write_private
 
 PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]
 
@@ -280,20 +280,6 @@ def _der(tag: int, content: bytes) -> bytes:
 def private_pem(key: PrivateKey) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, _NO_ENCRYPTION)
 
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a private key readable by the owner only (0600 from creation, not chmod'ed later)."""
-    write_atomic(path, data, mode=0o600)
-
-
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write via a temporary file + rename so a reader never sees half a PEM."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    os.fchmod(fd, mode)  # umask may have narrowed the mode, or the file pre-existed
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
 
 
 __all__ = [

@@ -30,7 +30,8 @@ from typing import Callable, Iterable
 from monitor.inventory.model import Device
 from monitor.logs import fields
 from simnet.limits import ensure_fd_limit
-from simnet.certs import KeyPool, SimulationCA, issue_service_certificate, write_atomic, write_private
+from monitor.files import write_atomic, write_private
+from simnet.certs import KeyPool, SimulationCA, issue_service_certificate
 
 logger = logging.getLogger(__name__)
 

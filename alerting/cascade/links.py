@@ -14,7 +14,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Callable
 from urllib.parse import urlencode
 
 from alerting.cascade.model import check_id
+from monitor.files import write_private
 
 CONFIRM_PATH = "/cascade/confirm"
 _MIN_KEY_BYTES = 32
@@ -48,9 +48,7 @@ def generate_link_key(path: Path, *, overwrite: bool = False) -> None:
     if Path(path).exists() and not overwrite:
         raise FileExistsError(f"{path}: exists; refusing to replace the link key (every sent link would break)")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(_MIN_KEY_BYTES) + "\n")
+    write_private(Path(path), (secrets.token_hex(_MIN_KEY_BYTES) + "\n").encode())
 
 
 def load_link_key(path: Path) -> bytes:

@@ -28,7 +28,6 @@ import base64
 import email
 import email.policy
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from email.header import decode_header, make_header
@@ -39,6 +38,7 @@ from typing import Any, Callable
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from monitor.files import write_private
 
 SIGNATURE_HEADER = "X-Jukimon-Signature"
 REQUIRED_HEADERS = ("from", "subject", "date", "message-id", "x-jukimon-report", "x-jukimon-drill")
@@ -60,9 +60,7 @@ def generate_keypair(private_path: Path, public_path: Path, *, overwrite: bool =
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    write_private(Path(private_path), pem)
     Path(public_path).write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                                 serialization.PublicFormat.SubjectPublicKeyInfo))
     return key_id(key.public_key())
