@@ -156,6 +156,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alarms", type=int, default=2000, help="open alarms to hold (default 2000)")
     parser.add_argument("--repeat", type=int, default=15, help="timed requests per page (default 15)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     result = asyncio.run(run(args))
     scale = result["scale"]
@@ -164,9 +165,9 @@ def main() -> int:
     for name, page in result["pages"].items():
         print(f"{name:28} median {page['median_ms']:7.1f} ms  p95 {page['p95_ms']:7.1f} ms  "
               f"max {page['max_ms']:7.1f} ms  {page['bytes'] / 1024:7.0f} KiB")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
-    print(f"written {RESULTS.relative_to(ROOT)}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+    print(f"written {args.output}")
     return 0
 
 

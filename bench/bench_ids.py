@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -68,6 +69,7 @@ def _decode_speed(pcap: Path) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="directory to keep the generated pcaps and ground truth in")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "ids.json")
     args = parser.parse_args()
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="bench_ids_"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -99,10 +101,12 @@ def main() -> int:
         "normal_day_alerts": len(quiet_alerts),
         "goal": {"precision": 0.95, "recall": 0.95},
     }
-    out = ROOT / "bench" / "results" / "ids.json"
-    out.write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=1, ensure_ascii=False))
     _print(results)
-    print(f"written {out.relative_to(ROOT)}; captures in {workdir}")
+    if args.keep is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"written {args.output}" + (f"; captures in {workdir}" if args.keep else ""))
     return 0
 
 

@@ -38,6 +38,7 @@ def main() -> int:
     parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 11, 2))
     parser.add_argument("--days", type=int, default=28)
     parser.add_argument("--per-type", type=int, default=5)
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "opsids.json")
     args = parser.parse_args()
 
     inventory = default_inventory()
@@ -71,9 +72,8 @@ def main() -> int:
                      for kind, row in by_type.items()},
     }
     report["score_goal_met"] = report["min_precision"] >= GOAL_SCORE and report["min_recall"] >= GOAL_SCORE
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "opsids.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     for key, value in report.items():
         if key != "per_type":
             print(f"{key:<30} {value}")
