@@ -1,4 +1,5 @@
-"""``jukimon poll``: poll one device once and print what the collectors would record."""
+"""``jukimon poll``: poll one device once and print what the collectors would record;
+``jukimon collector run``: one sharded collector process (collectors/shard/)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import argparse
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from collectors.snmp.client import Credentials, SnmpAuthError, SnmpError, SnmpTimeout
 from collectors.snmp.probe import learn_tables, poll_device
 from collectors.snmp.udp_client import SnmpUdpClient
+from monitor.argtypes import host_port
 
 SYSTEM = {"descr": (1, 3, 6, 1, 2, 1, 1, 1, 0), "name": (1, 3, 6, 1, 2, 1, 1, 5, 0),
           "location": (1, 3, 6, 1, 2, 1, 1, 6, 0)}
@@ -31,6 +34,23 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     poll.add_argument("--timeout", type=float, default=2.0, help="seconds per attempt (default 2)")
     poll.add_argument("--json", action="store_true", help="print JSON")
     poll.set_defaults(handler=_poll)
+
+    collector = sub.add_parser("collector", help="sharded collector processes sharing the inventory over MQTT")
+    actions = collector.add_subparsers(dest="action", metavar="ACTION", required=True)
+    run = actions.add_parser("run", help="poll this process's share of the inventory until SIGTERM/SIGINT",
+                             description="Start as many as needed, on one host or many, against the same broker: "
+                                         "each announces itself on <prefix>/collectors/<id>/alive, polls the devices "
+                                         "rendezvous hashing gives it, and publishes on the usual topic tree. Kill one "
+                                         "and the others take its devices over; start one and it takes a share.")
+    run.add_argument("--broker", type=host_port, metavar="HOST:PORT",
+                     help="MQTT broker (default: outputs.mqtt of --config, else 127.0.0.1:1883)")
+    run.add_argument("--id", dest="member_id", help="collector id, unique among collectors (default HOST-PID)")
+    run.add_argument("--inventory", type=Path, help="inventory YAML (default: the generated full-scale network)")
+    run.add_argument("--config", type=Path, help="jukimon YAML config (collectors, collectors.shard, outputs)")
+    run.add_argument("--snmp-port", type=int, help="UDP port of every agent (default collectors.snmp.port)")
+    run.add_argument("--tls-port", type=int, help="TCP port of the TLS checks (default collectors.tls_port)")
+    run.add_argument("--tsdb", metavar="URL", help="also write samples to this InfluxDB v2 / VictoriaMetrics URL")
+    run.set_defaults(handler=_run_collector)
 
 
 def _credentials(args: argparse.Namespace) -> Credentials:
@@ -110,4 +130,21 @@ def _poll(args: argparse.Namespace) -> int:
         print(f"{args.target}: {exc}")
         return 1
     print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else render(result))
+    return 0
+
+
+def _run_collector(args: argparse.Namespace) -> int:
+    from collectors.shard import ShardedCollector, ShardOptions, default_member_id, run_until_signal
+    from monitor.config import MqttSettings, load_config
+    from monitor.inventory import default_inventory, load_inventory
+
+    config = load_config(args.config)
+    mqtt = config.outputs.mqtt or MqttSettings()
+    options = ShardOptions(broker=args.broker or (mqtt.host, mqtt.port), member_id=args.member_id or default_member_id(),
+                           prefix=mqtt.topic_prefix, snmp_port=args.snmp_port, tls_port=args.tls_port,
+                           tsdb_url=args.tsdb, spool_dir=config.outputs.spool_dir)
+    inventory = load_inventory(args.inventory) if args.inventory else default_inventory()
+    print(f"collector {options.member_id}: {sum(1 for _ in inventory.polled_devices())} devices in the inventory, "
+          f"broker {options.broker[0]}:{options.broker[1]}", flush=True)
+    asyncio.run(run_until_signal(ShardedCollector(inventory, config, options)))
     return 0

@@ -61,16 +61,37 @@ class CollectorService:
         self._failing: set[str] = set()  # devices whose last SNMP poll failed: re-checked with a quick question
         self.scheduler: PollScheduler[Target] = PollScheduler(self._poll, concurrency=settings.concurrency)
         self.inventory = inventory
+        self.assigned: frozenset[str] | None = None  # None: every device; else this process's shard
+        self._polled: set[str] = set()
         self.set_inventory(inventory)
 
     def set_inventory(self, inventory: Inventory) -> None:
         """Follow an inventory change without a restart: new devices join, removed ones leave."""
         self.inventory = inventory
+        self._apply_targets()
+
+    def set_assigned(self, device_ids: Iterable[str] | None, *, poll_now: Iterable[str] = ()) -> None:
+        """Poll only these devices of the inventory (a sharded collector's share); None: all of them.
+
+        Devices that stay keep their place on the time grid. The grid depends only on the device, so a
+        device handed over by a live collector is polled by its new owner in the same phase: no gap, no
+        double poll. ``poll_now`` are devices whose previous owner is gone: asked at once, since it may
+        have missed their last due time.
+        """
+        self.assigned = None if device_ids is None else frozenset(device_ids)
+        self._apply_targets()
+        for device_id in poll_now:
+            for kind in ("snmp", "icmp", "tls"):
+                self.scheduler.poll_soon((device_id, kind))
+
+    def _apply_targets(self) -> None:
         targets = []
-        for device in inventory.polled_devices():
-            if device.address is None:
+        polled: set[str] = set()
+        for device in self.inventory.polled_devices():
+            if device.address is None or (self.assigned is not None and device.id not in self.assigned):
                 continue
-            origin = origin_of(inventory, device)
+            polled.add(device.id)
+            origin = origin_of(self.inventory, device)
             interval = self.settings.interval_for(device.id, device.role)
             targets.append(((device.id, "snmp"), Target(device, origin, "snmp"),
                             Cadence(interval=interval, recheck_interval=min(self.settings.recheck_interval, interval),
@@ -85,6 +106,17 @@ class CollectorService:
                 targets.append(((device.id, "tls"), Target(device, origin, "tls"),
                                 Cadence(interval=tls, recheck_interval=min(10.0, tls), backoff_max=max(600.0, tls))))
         self.scheduler.set_targets(targets)
+        for device_id in self._polled - polled:
+            self._forget(device_id)
+        self._polled = polled
+
+    def _forget(self, device_id: str) -> None:
+        """A device we no longer poll: if it comes back, its first poll is a first poll again (state
+        announced, tables learned, no rate over the time another collector had it)."""
+        self.status.pop(device_id, None)
+        self._failing.discard(device_id)
+        self.converter.devices.pop(device_id, None)
+        self.converter.counters.forget(device_id)
 
     def start(self) -> None:
         self.scheduler.start()

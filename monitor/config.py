@@ -66,6 +66,29 @@ DEFAULT_INTERVALS = {
 
 
 @dataclass(frozen=True)
+class ShardSettings:
+    """Sharded collector processes (``jukimon collector run``): membership over MQTT, see collectors/shard/.
+
+    Defaults fit the 10 s router/firewall cadence: a SIGKILLed collector is announced by the broker
+    within 1.5 × keepalive (6 s), a hung one expires after expire_after × heartbeat (6 s), so its
+    devices are polled by the others within 2 intervals.
+    """
+
+    heartbeat: float = 2.0  # seconds between a collector's retained "alive" messages
+    keepalive: int = 4  # MQTT keepalive, whole seconds: the broker publishes the Will after 1.5 ×
+    expire_after: float = 3.0  # heartbeats missed before a member still connected counts as gone
+    weight: float = 1.0  # this collector's capacity relative to the others
+
+    def check(self, key: str) -> None:
+        for name in ("heartbeat", "weight"):
+            _positive(f"{key}.{name}", getattr(self, name))
+        if self.keepalive < 1:
+            raise ConfigError(f"{key}.keepalive: whole seconds, at least 1")
+        if self.expire_after < 2:
+            raise ConfigError(f"{key}.expire_after: at least 2 heartbeats")
+
+
+@dataclass(frozen=True)
 class CollectorSettings:
     concurrency: int = 256
     timeout: float = 2.0
@@ -84,6 +107,7 @@ class CollectorSettings:
     icmp: bool = False  # ICMP echo says nothing in the loopback simulation; on for real networks
     icmp_interval: float = 10.0
     snmp: SnmpSettings = field(default_factory=SnmpSettings)
+    shard: ShardSettings = field(default_factory=ShardSettings)
 
     def interval_for(self, device_id: str, role: Role) -> float:
         return self.device_intervals.get(device_id, self.intervals.get(role.value, self.default_interval))
@@ -102,6 +126,7 @@ class CollectorSettings:
         if self.concurrency < 1:
             raise ConfigError(f"{key}.concurrency: must be at least 1")
         self.snmp.check(f"{key}.snmp")
+        self.shard.check(f"{key}.shard")
 
 
 @dataclass(frozen=True)
