@@ -32,7 +32,7 @@ from monitor.state.judge import SCHEDULED_ROLES, ConditionSpec, Judge, Judgement
 from monitor.state.settings import MonitorSettings
 from monitor.state.model import (Condition, ConditionKind, ConditionStatus, State, StateRecord, SubjectKind,
                                  Transition)
-from monitor.store import Store
+from monitor.store import Store, StoreUnavailable
 
 log = logging.getLogger("monitor.state")
 
@@ -260,7 +260,9 @@ class StateEngine:
             checkpoint = mono - last_checkpoint >= self.settings.checkpoint_every
             try:
                 await self._flush(checkpoint)
-            except Exception:  # the store may be away for a while: keep judging, keep the backlog
+            except StoreUnavailable:  # away for a while: keep judging, keep the backlog (the store logs once)
+                continue
+            except Exception:
                 log.exception("store write failed; will retry", extra=fields(backlog=len(self._pending)))
                 continue
             if checkpoint:
@@ -271,10 +273,9 @@ class StateEngine:
             self._pending.clear()
             return
         while self._pending:
-            changes = self._pending[0]
-            await self.store.save_states(changes.states)
-            await self.store.append_transitions(changes.transitions)
-            await self.store.save_conditions([*changes.raised, *changes.updated, *changes.cleared])
+            changes = self._pending[0]  # oldest first, one transaction each: a retry never appends twice
+            await self.store.save_judgement(changes.states, changes.transitions,
+                                            [*changes.raised, *changes.updated, *changes.cleared])
             self._pending.pop(0)
         if checkpoint:
             await self.store.put_checkpoint(HEALTH_CHECKPOINT, {

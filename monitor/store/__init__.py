@@ -12,7 +12,7 @@ configuration (``postgresql+asyncpg://…``), one code path (SQLAlchemy 2 async)
 
 from monitor.store.postgres import PrivatePostgres, postgres_bindir
 from monitor.store.schema import SCHEMA_VERSION
-from monitor.store.store import DEFAULT_URL, SchemaTooNewError, Store, StoreError
+from monitor.store.store import DEFAULT_URL, SchemaTooNewError, Store, StoreError, StoreUnavailable
 
 __all__ = ["DEFAULT_URL", "SCHEMA_VERSION", "PrivatePostgres", "SchemaTooNewError", "Store", "StoreError",
-           "postgres_bindir"]
+           "StoreUnavailable", "postgres_bindir"]

@@ -9,6 +9,12 @@ is one transaction with one executemany of an upsert (``INSERT … ON CONFLICT D
 UPDATE``, which both dialects spell the same way in SQLAlchemy).
 
 The URL's password never reaches a log line: only ``Store.url`` (masked) does.
+
+The database may go away for a while (a PostgreSQL restart, a fail-over): a
+write that cannot reach it raises ``StoreUnavailable`` and leaves nothing half
+written, so the caller keeps its batch and tries again later in the same order
+(the state engine does). The store logs once when writes start failing and once
+when they succeed again, not at every retry.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any, Iterable
 from sqlalchemy import Connection, MetaData, Row, Table, delete, event, func, inspect, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
@@ -47,6 +54,10 @@ class StoreError(RuntimeError):
     """The store cannot be opened or used as configured."""
 
 
+class StoreUnavailable(StoreError):
+    """A write did not reach the database (it is down or unreachable); nothing of it was committed."""
+
+
 class SchemaTooNewError(StoreError):
     """The database was written by a newer Jukimon; reading it could misread or damage it."""
 
@@ -58,6 +69,7 @@ class Store:
         self._engine = engine
         self._upserts = {table.name: _upsert(engine.dialect.name, table)
                          for table in (schema.states, schema.conditions, schema.maintenance, schema.checkpoints)}
+        self._failing_since: float | None = None  # monotonic time of the first failed write of an outage
 
     @classmethod
     async def open(cls, url: str = DEFAULT_URL) -> Store:
@@ -129,6 +141,16 @@ class Store:
         """Insert or replace each condition by fingerprint (clearing one is saving it with status CLEARED)."""
         await self._write(self._upserts["conditions"], [_row(c) for c in conds])
 
+    async def save_judgement(self, states: Iterable[StateRecord], transitions: Iterable[Transition],
+                             conds: Iterable[Condition]) -> None:
+        """One judgement's states, transitions and conditions in one transaction: all or nothing.
+
+        Transitions are appended, not upserted, so a retry after a partial write would store them twice.
+        """
+        await self._write_all([(self._upserts["states"], [_row(r) for r in states]),
+                               (insert(schema.transitions), [_row(t) for t in transitions]),
+                               (self._upserts["conditions"], [_row(c) for c in conds])])
+
     async def load_conditions(self, active_only: bool = True) -> list[Condition]:
         """Conditions, oldest first; only the active ones unless ``active_only`` is false."""
         table = schema.conditions
@@ -193,16 +215,66 @@ class Store:
 
     # --- plumbing -----------------------------------------------------------------------------------
 
+    @property
+    def failing(self) -> bool:
+        """The last write did not reach the database."""
+        return self._failing_since is not None
+
     async def _write(self, statement: Insert, rows: list[dict[str, Any]]) -> None:
         """One transaction, one executemany (an empty batch is no statement at all)."""
-        if not rows:
+        await self._write_all([(statement, rows)])
+
+    async def _write_all(self, batches: list[tuple[Insert, list[dict[str, Any]]]]) -> None:
+        """Every non-empty batch in one transaction; ``StoreUnavailable`` if the database cannot be reached."""
+        batches = [(statement, rows) for statement, rows in batches if rows]
+        if not batches:
             return
-        async with self._engine.begin() as conn:
-            await conn.execute(statement, rows)
+        try:
+            async with self._engine.begin() as conn:
+                for statement, rows in batches:
+                    await conn.execute(statement, rows)
+        except (DBAPIError, OSError, TimeoutError) as exc:
+            if not _unreachable(exc):
+                raise  # a real error of this write (a constraint, a bug): retrying cannot help
+            self._write_failed(exc)
+            raise StoreUnavailable(f"store {self.url}: {_reason(exc)}") from exc
+        if self._failing_since is not None:
+            log.info("store writes recovered", extra=log_fields(
+                url=self.url, outage_s=round(time.monotonic() - self._failing_since, 1)))
+            self._failing_since = None
+
+    def _write_failed(self, exc: BaseException) -> None:
+        if self._failing_since is None:  # once per outage: the caller retries every few seconds
+            self._failing_since = time.monotonic()
+            log.warning("store writes failing, keeping them to retry", extra=log_fields(
+                url=self.url, error=_reason(exc)))
 
     async def _read(self, query: Any) -> list[Row[Any]]:
         async with self._engine.connect() as conn:
             return list((await conn.execute(query)).all())
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """The database is down, restarting or unreachable — not a fault of the write itself.
+
+    Refused or reset sockets and timeouts; a connection SQLAlchemy saw break; the driver's
+    operational and interface errors; PostgreSQL's SQLSTATE classes 08 (connection exception)
+    and 57 (operator intervention: shutting down, starting up).
+    """
+    if isinstance(exc, (OSError, TimeoutError)):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+    return sqlstate.startswith(("08", "57"))
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason for a log line: the driver's first line, never the statement or its parameters."""
+    inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    return f"{type(inner).__name__}: {str(inner).splitlines()[0] if str(inner) else ''}"[:300]
 
 
 def _upsert(dialect: str, table: Table) -> Insert:
