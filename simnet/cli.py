@@ -44,6 +44,12 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                      help="send the firewalls' connection logs (syslog over UDP) here")
     run.add_argument("--audit-target", type=host_port, metavar="HOST:PORT",
                      help="send the business terminals' audit records (TLS syslog, simulation CA) here")
+    run.add_argument("--chatter", action="store_true",
+                     help="the devices talk to each other over mutual TLS in the seeds' patterns "
+                          "(change notifications, notices, provision, file delivery)")
+    run.add_argument("--chatter-rate", type=float, default=3.0, metavar="PER_SECOND",
+                     help="chatter exchanges per simulated second nationally at full load (default 3; "
+                          "never more than 10 per real second)")
     run.set_defaults(handler=_run)
 
     fault = ssub.add_parser("fault", help="inject, clear or list faults in a running simulation")
@@ -91,8 +97,16 @@ def load_inventory_arg(args: argparse.Namespace):
 def _run(args: argparse.Namespace) -> int:
     from simnet.service import serve_until_signal
 
+    from simnet.chatter import ChatterConfig
+
+    chatter = None
+    if args.chatter:
+        if args.no_tls:
+            raise SystemExit("simnet run: --chatter needs the TLS services (drop --no-tls)")
+        chatter = ChatterConfig(per_second=args.chatter_rate)
+        chatter.check("--chatter-rate")
     asyncio.run(serve_until_signal(load_inventory_arg(args), simnet_config_from(args), args.control,
-                                   args.syslog_target, args.audit_target))
+                                   args.syslog_target, args.audit_target, chatter))
     return 0
 
 

@@ -13,7 +13,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.inventory.model import Inventory, Tier
 from monitor.logs import fields
@@ -25,6 +25,9 @@ from simnet.faults import Fault, FaultError, FaultKind, new_fault_id, parse_kind
 from monitor.snmp import usm
 from simnet.snmp.agent import SnmpAgentServer
 from simnet.snmp.engine import AgentConfig
+
+if TYPE_CHECKING:
+    from simnet.tls import TlsServicePool
 
 log = logging.getLogger("simnet")
 
@@ -143,6 +146,11 @@ class SimNetwork:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    @property
+    def tls_pool(self) -> TlsServicePool | None:
+        """The devices' TLS services (``simnet.tls.TlsServicePool``), or None without TLS or before start."""
+        return self._tls
 
     @property
     def snmp_stats(self) -> dict[str, int]:

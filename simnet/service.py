@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from monitor.inventory.model import Inventory, Role
 from simnet.audit_sender import AuditSender
+from simnet.chatter import Chatter, ChatterConfig
 from simnet.control import DEFAULT_CONTROL, ControlServer
 from simnet.fw_logs import FirewallLogSource
 from simnet.network import SimNetwork, SimnetConfig
@@ -27,8 +28,11 @@ class RunningSimulation:
     startup_seconds: float
     firewall_logs: FirewallLogSource | None = None
     audit: AuditSender | None = None
+    chatter: Chatter | None = None
 
     async def stop(self) -> None:
+        if self.chatter is not None:
+            await self.chatter.stop()
         if self.audit is not None:
             await self.audit.stop()
         if self.firewall_logs is not None:
@@ -41,8 +45,10 @@ class RunningSimulation:
 async def start_simulation(inventory: Inventory, config: SimnetConfig,
                            control: tuple[str, int] | None = DEFAULT_CONTROL,
                            syslog_target: tuple[str, int] | None = None,
-                           audit_target: tuple[str, int] | None = None) -> RunningSimulation:
-    """The network, its control channel, and (if targets are given) its firewalls' syslog and operators' audit streams."""
+                           audit_target: tuple[str, int] | None = None,
+                           chatter: ChatterConfig | None = None) -> RunningSimulation:
+    """The network, its control channel, (if targets are given) its firewalls' syslog and operators' audit
+    streams, and (with ``chatter``) the devices' own traffic to each other."""
     began = time.monotonic()
     network = SimNetwork(inventory, config)
     await network.start()
@@ -57,7 +63,10 @@ async def start_simulation(inventory: Inventory, config: SimnetConfig,
         if audit_target is not None:
             sim.audit = AuditSender.for_network(inventory, network.clock, audit_target, config.state_dir)
             await sim.audit.start()
-    except OSError:
+        if chatter is not None:
+            sim.chatter = Chatter(network, chatter)
+            await sim.chatter.start()
+    except (OSError, RuntimeError):
         await sim.stop()
         raise
     sim.startup_seconds = time.monotonic() - began
@@ -85,6 +94,9 @@ def banner(sim: RunningSimulation) -> str:
     if sim.audit is not None:
         host, port = sim.audit.target
         lines.append(f"  operators' audit stream (TLS syslog) to {host}:{port}")
+    if sim.chatter is not None:
+        lines.append(f"  device chatter: up to {sim.chatter.config.per_second:g}/s simulated "
+                     f"(≤ {sim.chatter.config.max_per_second:g}/s real), mutual TLS between device addresses")
     example = next((s for s in net.devices.values() if s.device.role is Role.CS), None) or next(
         iter(net.devices.values()), None)
     if example is not None:
@@ -110,9 +122,10 @@ async def wait_for_signal() -> None:
 async def serve_until_signal(inventory: Inventory, config: SimnetConfig,
                              control: tuple[str, int] | None = DEFAULT_CONTROL,
                              syslog_target: tuple[str, int] | None = None,
-                             audit_target: tuple[str, int] | None = None) -> None:
+                             audit_target: tuple[str, int] | None = None,
+                             chatter: ChatterConfig | None = None) -> None:
     """Start the simulation, print where it listens, run until SIGINT/SIGTERM, stop cleanly."""
-    sim = await start_simulation(inventory, config, control, syslog_target, audit_target)
+    sim = await start_simulation(inventory, config, control, syslog_target, audit_target, chatter)
     print(banner(sim), flush=True)
     try:
         await wait_for_signal()

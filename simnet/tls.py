@@ -43,11 +43,30 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
-    """A server context that will present weak certificates too (the fleet has some)."""
+def server_context(cert_file: Path, key_file: Path, client_ca: bytes | None = None) -> ssl.SSLContext:
+    """A server context that will present weak certificates too (the fleet has some).
+
+    With ``client_ca`` it asks every client for a certificate and verifies one if given
+    (device-to-device traffic is mutually authenticated); the monitor's certificate check
+    sends none and is still served.
+    """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(WEAK_CIPHERS)  # must precede load_cert_chain, which checks the level
+    ctx.load_cert_chain(cert_file, key_file)
+    if client_ca is not None:
+        ctx.load_verify_locations(cadata=client_ca.decode())
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+def client_context(cert_file: Path, key_file: Path, ca: bytes) -> ssl.SSLContext:
+    """A device's client side: presents its certificate, trusts the simulation CA only."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(WEAK_CIPHERS)
+    ctx.check_hostname = False  # peers are named by address; the chain to the CA is what counts
+    ctx.load_verify_locations(cadata=ca.decode())
     ctx.load_cert_chain(cert_file, key_file)
     return ctx
 
@@ -237,7 +256,14 @@ class TlsServicePool:
             )
             write_private(key_file, key_pem)
             write_atomic(cert_file, cert_pem + self._ca_pem)  # leaf + CA, for verifying clients
-        return server_context(cert_file, key_file)
+        return server_context(cert_file, key_file, self._ca_pem)
+
+    async def client_context_for(self, device: Device) -> ssl.SSLContext:
+        """``device`` as a client (its own certificate, mutual authentication); issues it if not yet done."""
+        await self.context_for(device)  # the certificate files exist once the server context does
+        stem = _UNSAFE.sub("_", device.id)
+        return await asyncio.to_thread(client_context, self.cert_dir / f"{stem}.crt", self.cert_dir / f"{stem}.key",
+                                       self._ca_pem)
 
 
 class _Connection(asyncio.Protocol):
@@ -356,6 +382,7 @@ __all__ = [
     "SimulationCA",  # re-exported: callers set up the CA and the pool from one module
     "TlsServicePool",
     "WEAK_CIPHERS",
+    "client_context",
     "issue_service_certificate",
     "server_context",
 ]
