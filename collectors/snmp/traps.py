@@ -98,7 +98,10 @@ class TrapDecoder:
 
 
 def trap_event(pdu: message.Pdu, sender: str, origin: Origin, received: float) -> Event:
-    varbinds = pdu.decoded()
+    try:
+        varbinds = pdu.decoded()  # the values are decoded only now: a bad one rejects the trap
+    except BerError:
+        raise TrapRejected("malformed") from None
     values = dict(varbinds)
     trap_oid = values.get(SNMP_TRAP_OID_0)
     if not isinstance(trap_oid, tuple):

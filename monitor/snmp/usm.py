@@ -112,6 +112,8 @@ class LocalizedKeys:
 def _aes_cfb(key: bytes, boots: int, time: int, salt: bytes) -> Cipher:
     if len(salt) != 8:
         raise ValueError("AES privacy parameters must be 8 bytes")
+    if not (0 <= boots < 2**32 and 0 <= time < 2**32):  # from the message: a hostile sender picks them
+        raise ValueError("engine boots/time outside 0..2**32-1")
     iv = boots.to_bytes(4, "big") + time.to_bytes(4, "big") + salt
     return Cipher(algorithms.AES(key), CFB(iv))
 
@@ -129,5 +131,7 @@ class KeyCache:
             user = self.users.get(user_name)
             if user is None:
                 return None
+            if len(self._cache) >= 50_000:  # engine IDs come from the messages: bound what a sender can add
+                self._cache.clear()
             cached = self._cache[(engine_id, user_name)] = user.localized(engine_id)
         return cached
