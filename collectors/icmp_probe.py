@@ -28,11 +28,12 @@ class IcmpCheck:
         return 1.0 - self.received / self.sent if self.sent else 1.0
 
 
-async def check_icmp(address: str, *, count: int = 3, interval: float = 0.2, timeout: float = 1.0) -> IcmpCheck:
-    """Send ``count`` echo requests; never raises for network trouble."""
+async def check_icmp(address: str, *, count: int = 3, interval: float = 0.2, timeout: float = 1.0,
+                     source: str | None = None) -> IcmpCheck:
+    """Send ``count`` echo requests (from ``source`` if given); never raises for network trouble."""
     try:
         host = await async_ping(address, count=count, interval=interval, timeout=timeout,
-                                privileged=os.geteuid() == 0)
+                                privileged=os.geteuid() == 0, source=source)
     except ICMPLibError as exc:
         return IcmpCheck(count, 0, None, None, error=f"{type(exc).__name__}: {exc}")
     if not host.packets_received:

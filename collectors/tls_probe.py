@@ -86,12 +86,16 @@ def certificate_facts(der: bytes) -> CertificateFacts:
     )
 
 
-async def check_tls(address: str, port: int = 443, *, timeout: float = 3.0) -> TlsCheck:
-    """Connect, handshake, read the peer certificate, close. Never raises for network trouble."""
+async def check_tls(address: str, port: int = 443, *, timeout: float = 3.0, source: str | None = None) -> TlsCheck:
+    """Connect, handshake, read the peer certificate, close. Never raises for network trouble.
+
+    ``source``: the local address to connect from (the network monitor's own), else the kernel's choice.
+    """
     loop = asyncio.get_running_loop()
     began = time.perf_counter()
     try:
-        transport, _ = await asyncio.wait_for(loop.create_connection(asyncio.Protocol, address, port), timeout)
+        transport, _ = await asyncio.wait_for(loop.create_connection(
+            asyncio.Protocol, address, port, local_addr=(source, 0) if source else None), timeout)
     except asyncio.TimeoutError:
         return TlsCheck(False, "timeout", None, None, None, None)
     except OSError as exc:
@@ -109,6 +113,9 @@ async def check_tls(address: str, port: int = 443, *, timeout: float = 3.0) -> T
         transport.abort()
         return TlsCheck(False, f"handshake: {exc}", (connected - began) * 1000, None, None, None)
     done = time.perf_counter()
+    if tls_transport is None:  # asyncio's answer when the peer closes during the handshake
+        transport.abort()
+        return TlsCheck(False, "handshake: connection closed", (connected - began) * 1000, None, None, None)
     try:
         ssl_object = tls_transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None

@@ -21,6 +21,7 @@ may be given as ``env:NAME`` so that they stay out of the file.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -106,6 +107,9 @@ class CollectorSettings:
     tls_port: int = 443
     icmp: bool = False  # ICMP echo says nothing in the loopback simulation; on for real networks
     icmp_interval: float = 10.0
+    # The local address polls leave from. null: the inventory's network monitor (監視装置), so the traffic
+    # IDS sees polling where the communication matrix expects it; "": the kernel's choice.
+    source_address: str | None = None
     snmp: SnmpSettings = field(default_factory=SnmpSettings)
     shard: ShardSettings = field(default_factory=ShardSettings)
 
@@ -125,6 +129,11 @@ class CollectorSettings:
             _positive(f"{key}.{name}", getattr(self, name))
         if self.concurrency < 1:
             raise ConfigError(f"{key}.concurrency: must be at least 1")
+        if self.source_address:
+            try:
+                ipaddress.IPv4Address(self.source_address)
+            except ValueError:
+                raise ConfigError(f"{key}.source_address: not an IPv4 address") from None
         self.snmp.check(f"{key}.snmp")
         self.shard.check(f"{key}.shard")
 
@@ -188,9 +197,10 @@ class ConsoleSettings:
 
 @dataclass(frozen=True)
 class IdsSettings:
-    """The traffic IDS's live sensor in the main job: off unless an interface is named (capturing needs root)."""
+    """The traffic IDS's live sensor in the main job. "auto": on ``lo`` when running as root (capturing needs
+    it), off otherwise; an interface name: that one (a warning without root); null: off."""
 
-    live_interface: str | None = None  # e.g. "lo" for the simulation
+    live_interface: str | None = "auto"
 
     def check(self, key: str) -> None:
         name = self.live_interface

@@ -14,9 +14,10 @@
 
 The simulation's business terminals also send their operators' audit records (TLS
 syslog, simulation CA) to the operation-pattern IDS (``ids.operations``), whose
-alerts become alarms beside the monitor's and fill the console's /ids page. With
-``ids.live_interface`` set (and root), the traffic IDS captures on that interface
-(``lo`` for the simulation) and its alerts join them.
+alerts become alarms beside the monitor's and fill the console's /ids page. As root
+(``ids.live_interface: auto``, the default) the traffic IDS captures on ``lo`` — the
+devices' own traffic (``simnet run --chatter``) and the monitor's polling, which leaves
+from the network monitor's address — and its alerts join them.
 
 When the configuration names no broker or TSDB, private Mosquitto and
 VictoriaMetrics processes are started under the state directory (Debian's
@@ -56,6 +57,7 @@ from ids.operations.settings import KEY_ENV
 from ids.operations.tls_ingest import AuditListener
 from ids.traffic import DEFAULT_RULES, load_rules
 from ids.traffic.alarms import TrafficAlarms
+from ids.traffic.matrix import network_monitor
 from ids.traffic.sensor import LiveSensor
 from collectors.outputs import MqttPublisher, TsdbWriter
 from collectors.service import CollectorService
@@ -101,6 +103,7 @@ class SimulationOptions:
     state_dir: Path
     control: tuple[str, int]
     trap_version: str = "3"
+    chatter: bool = True  # the devices' own traffic to each other (simnet.chatter), over their TLS services
 
     def argv(self, trap_port: int, syslog_port: int, audit_port: int | None = None) -> list[str]:
         args = [sys.executable, "-m", "monitor.cli", "--log-level", "WARNING", "simnet", "run",
@@ -115,6 +118,8 @@ class SimulationOptions:
             args += ["--inventory", str(self.inventory)]
         if not self.tls:
             args.append("--no-tls")
+        elif self.chatter:
+            args.append("--chatter")
         return args
 
 
@@ -190,7 +195,7 @@ class MainJob:
         self.simulation.trap_version = "3" if snmp.version == "3" else "2c"
         await self._start_simulation(trap_port, syslog_port, audit_port)
         client = SnmpUdpClient(credentials, timeout=self.config.collectors.timeout,
-                               retries=self.config.collectors.retries)
+                               retries=self.config.collectors.retries, source=self._poll_source())
         self.collectors = CollectorService(self.inventory, self.config.collectors, client, sinks,
                                            snmp_port=self.simulation.snmp_port, tls_port=self.simulation.tls_port)
         self.engine.recheck = self.collectors.recheck
@@ -235,9 +240,25 @@ class MainJob:
         self._stoppers.append(listener.stop)
         return listener.address[1]
 
+    def _poll_source(self) -> str | None:
+        """The address the collectors poll from: configured, else the inventory's network monitor (監視装置)."""
+        configured = self.config.collectors.source_address
+        if configured is not None:
+            return configured or None  # "": the kernel's choice
+        monitor = network_monitor(self.inventory)
+        return monitor.address if monitor is not None else None
+
+    def _monitor_sources(self) -> frozenset[str]:
+        """Where the monitor's own requests come from, for the traffic IDS: the polling address, and the
+        monitoring host's loopback address (its listeners' address, from which the TLS certificate check
+        connects while ``CollectorService`` gives it no source)."""
+        return frozenset(a for a in (self._poll_source(), "127.0.0.1") if a)
+
     async def _start_traffic_ids(self) -> None:
         """The traffic IDS's live sensor, when configured and allowed to capture (raw sockets need root)."""
         interface = self.config.ids.live_interface
+        if interface == "auto":  # the default: on the loopback when we may capture, quietly off otherwise
+            interface = "lo" if os.geteuid() == 0 else None
         if interface is None:
             return
         if os.geteuid() != 0:
@@ -245,7 +266,8 @@ class MainJob:
                                                                                fix="run as root or unset ids.live_interface"))
             return
         self.traffic_alarms = TrafficAlarms(self.inventory)
-        sensor = LiveSensor(interface, self.traffic_alarms, inventory=self.inventory, rules=load_rules(DEFAULT_RULES))
+        sensor = LiveSensor(interface, self.traffic_alarms, inventory=self.inventory, rules=load_rules(DEFAULT_RULES),
+                            monitor_sources=self._monitor_sources())
         try:
             await sensor.start()
         except OSError as exc:  # e.g. no such interface: the rest of the monitor runs without it

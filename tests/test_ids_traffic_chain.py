@@ -150,9 +150,11 @@ async def test_an_alert_before_alerting_is_raised_on_attach_and_again_updates_it
         assert [e.action for e in raised[0].timeline].count("raised") == 1 and alarms.count == 2
 
 
-def test_the_live_sensor_is_off_unless_an_interface_is_named(tmp_path: Path) -> None:
-    assert Config().ids.live_interface is None
+def test_the_live_sensor_is_automatic_unless_an_interface_or_null_is_named(tmp_path: Path) -> None:
+    assert Config().ids.live_interface == "auto"
     config = tmp_path / "jukimon.yaml"
+    config.write_text("ids: {live_interface: null}\n")
+    assert load_config(config).ids == IdsSettings(None)
     config.write_text("ids: {live_interface: lo}\n")
     assert load_config(config).ids == IdsSettings("lo")
     config.write_text("ids: {live_interface: 'eth0 lo'}\n")
@@ -174,6 +176,16 @@ async def test_without_root_the_main_job_warns_and_leaves_the_sensor_off(
         await job._start_traffic_ids()
     assert job.traffic_sensor is None and job.traffic_alarms is None
     assert any("needs root" in r.getMessage() for r in caplog.records)
+
+
+async def test_by_default_the_sensor_is_quietly_off_without_root(
+        small_inventory: Inventory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    job = _job(small_inventory, tmp_path, "auto")
+    with caplog.at_level(logging.WARNING, "jukimon"):
+        await job._start_traffic_ids()
+    assert job.traffic_sensor is None and not caplog.records
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="opening a capture needs root")

@@ -62,12 +62,15 @@ class _NeedsRetry(Exception):
 
 
 class SnmpUdpClient:
-    def __init__(self, credentials: Credentials, *, timeout: float = 2.0, retries: int = 1):
+    def __init__(self, credentials: Credentials, *, timeout: float = 2.0, retries: int = 1,
+                 source: str | None = None):
+        """``source``: the local address to poll from (the network monitor's own), else the kernel's choice."""
         if credentials.version not in ("2c", "3"):
             raise ValueError("SNMP version must be 2c or 3")
         self.credentials = credentials
         self.timeout = timeout
         self.retries = retries
+        self.source = source
         self.stats: Counter[str] = Counter()
         self._transport: asyncio.DatagramTransport | None = None
         self._pending: dict[int, tuple[asyncio.Future[bytes], tuple[str, int]]] = {}
@@ -107,7 +110,7 @@ class SnmpUdpClient:
         if self._transport is None:
             loop = asyncio.get_running_loop()
             self._transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Protocol(self), local_addr=("0.0.0.0", 0))
+                lambda: _Protocol(self), local_addr=(self.source or "0.0.0.0", 0))
             sock = self._transport.get_extra_info("socket")
             # thousands of answers can arrive in a burst; the default ~200 KB would drop them
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)

@@ -3,7 +3,7 @@
 Detectors are wired by hook so a packet only reaches those that judge it: new flows
 (policy, scans, brute force, new peers), ended flows (beacons), the first client payload (cleartext),
 payload packets (signatures), ICMP and DNS (tunnels), ARP (spoofing) and every IP
-packet (floods, volume).
+packet (floods outside the flows the matrix allows, volume).
 """
 
 from __future__ import annotations
@@ -47,11 +47,12 @@ class Engine:
 
     def __init__(self, on_alert: Callable[[Alert], None], *, inventory: Inventory | None = None,
                  baseline: Baseline | None = None, rules: list[Rule] | None = None,
-                 config: IdsConfig = DEFAULT_CONFIG):
+                 config: IdsConfig = DEFAULT_CONFIG, monitor_sources: frozenset[str] = frozenset()):
         self.stats = EngineStats()
         self._on_alert = on_alert
         sink = AlertSink(config.hold, self._deliver)
-        self.matrix = MatrixDetector(Matrix(inventory, tls_ports=config.tls_ports), config, sink) if inventory else None
+        self.matrix = MatrixDetector(Matrix(inventory, tls_ports=config.tls_ports, monitor_sources=monitor_sources),
+                                     config, sink) if inventory else None
         flow_start = [ForbiddenProtocolDetector(config, sink), ScanDetector(config, sink),
                       BruteForceDetector(config, sink)]
         self.flows = FlowTable(config.flows, on_end=BeaconDetector(config, sink).flow_end)
@@ -62,9 +63,8 @@ class Engine:
         self._signature = SignatureDetector(rules, config, sink).payload if rules else None
         self._tunnel = TunnelDetector(config, sink)
         self._arp = ArpSpoofDetector(sink).arp
-        self._every = [FloodDetector(config, sink).packet]
-        if baseline is not None:
-            self._every.append(VolumeDetector(baseline, config, sink).packet)
+        self._flood = FloodDetector(config, sink).packet
+        self._volume = VolumeDetector(baseline, config, sink).packet if baseline is not None else None
 
     def _deliver(self, alert: Alert) -> None:
         self.stats.alerts += 1
@@ -106,8 +106,10 @@ class Engine:
             self._tunnel.icmp(pkt)
             if pkt.payload and self._signature is not None:
                 self._signature(pkt, flow, forward)
-        for hook in self._every:
-            hook(pkt)
+        if not flow.verdict:  # flows the matrix allows (polls and their answers, thousands a second) are no flood
+            self._flood(pkt)
+        if self._volume is not None:
+            self._volume(pkt)
 
     def close(self) -> None:
         self.flows.flush()

@@ -9,7 +9,7 @@ their municipality's /24 from .200 up (``terminal_address``), so captures can na
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 from ids.traffic.decode import TCP, UDP
 from monitor.inventory import Device, Inventory, Role, Subsystem
@@ -96,17 +96,37 @@ def host_index(inventory: Inventory) -> dict[str, Device]:
     return hosts
 
 
-class Matrix:
-    """Judges a flow between two addresses; results are cached per (src, dst, proto, port)."""
+def network_monitor(inventory: Inventory) -> Device | None:
+    """The inventory's network monitor (ネットワーク監視装置): where operations polling comes from."""
+    return next((d for d in inventory.devices.values() if d.role is Role.NETWORK_MONITOR and d.address), None)
 
-    def __init__(self, inventory: Inventory, rules: tuple[MatrixRule, ...] = RULES, tls_ports: frozenset[int] = frozenset({TLS})):
+
+class Matrix:
+    """Judges a flow between two addresses; results are cached per (src, dst, proto, port).
+
+    ``monitor_sources``: further addresses the monitor polls from (a configured collector source,
+    the monitoring host's own address) — as the *client* of a flow they are the network monitor, so
+    its polling is judged as polling; as a destination they stay unknown (the monitor's listeners
+    take traps and syslog on ports of their own, not the matrix's).
+    """
+
+    def __init__(self, inventory: Inventory, rules: tuple[MatrixRule, ...] = RULES,
+                 tls_ports: frozenset[int] = frozenset({TLS}), monitor_sources: Iterable[str] = ()):
         self.hosts = host_index(inventory)
         self.rules = rules
         self.tls_ports = tls_ports  # the simulation serves TLS on 8443 when not root
+        monitor = network_monitor(inventory)
+        self.clients = dict(self.hosts)
+        if monitor is not None:
+            self.clients.update((a, monitor) for a in monitor_sources if a not in self.hosts)
         self._cache: dict[tuple[str, str, int, int], MatrixRule | None] = {}
 
     def known(self, address: str) -> Device | None:
         return self.hosts.get(address)
+
+    def judged(self, src: str, dst: str) -> bool:
+        """Whether a flow from ``src`` to ``dst`` is between two known hosts (the matrix has a say)."""
+        return src in self.clients and dst in self.hosts
 
     def rule_for(self, src: str, dst: str, proto: int, port: int) -> MatrixRule | None:
         """The rule allowing the flow, or None. Only meaningful when both ends are known hosts."""
@@ -115,7 +135,7 @@ class Matrix:
             return self._cache[key]
         except KeyError:
             pass
-        s, d = self.hosts[src], self.hosts[dst]
+        s, d = self.clients[src], self.hosts[dst]
         wanted = TLS if port in self.tls_ports else port
         found = next((r for r in self.rules if r.proto == proto and wanted in r.ports and s.role in r.src
                       and d.role in r.dst and r.condition(s, d)), None)

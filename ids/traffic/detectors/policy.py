@@ -20,15 +20,14 @@ class MatrixDetector:
 
     def judge(self, pkt: Packet, flow: Flow) -> Verdict:
         """The verdict on a new flow, alerting on a violation (once per host pair per hold time)."""
-        hosts = self.matrix.hosts
-        if pkt.src not in hosts or pkt.dst not in hosts:
+        if not self.matrix.judged(pkt.src, pkt.dst):
             return None
         rule = self.matrix.rule_for(pkt.src, pkt.dst, pkt.proto, pkt.dport)
         if rule is not None:
             return rule
         key = (AlertType.MATRIX_VIOLATION, pkt.src, pkt.dst)
         if self.sink.due(key, pkt.ts):
-            s, d = hosts[pkt.src], hosts[pkt.dst]
+            s, d = self.matrix.clients[pkt.src], self.matrix.hosts[pkt.dst]
             service = f"{PROTO_NAMES[pkt.proto]}/{pkt.dport}"
             self.sink.emit(key, pkt.ts, make_alert(
                 AlertType.MATRIX_VIOLATION, pkt, f"JUKIMON matrix violation {s.role} → {d.role} {service}",
