@@ -24,10 +24,11 @@ def _registrars() -> list[Registrar]:
     from ids.traffic.cli import register as ids
     from monitor.inventory.cli import register as inventory
     from monitor.lifecycle_cli import register as lifecycle
+    from monitor.pki_cli import register as pki
     from monitor.run import register as run
     from simnet.cli import register as simnet
 
-    return [run, inventory, simnet, poll, syslog, lifecycle, cascade, console, drill, ids, opsids, audit]
+    return [run, inventory, simnet, poll, syslog, lifecycle, cascade, console, drill, ids, opsids, audit, pki]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,6 +14,7 @@ may be given as ``env:NAME`` so that they stay out of the file.
       snmp: {version: "3", user: jukimon, auth_protocol: SHA, auth_key: env:JUKIMON_SNMP_AUTH, ...}
     outputs:
       mqtt: {host: 127.0.0.1, port: 1883}          # null disables
+      mqtt: {host: mqtt.noc.example, port: 8883, tls: {ca: …/ca.crt, cert: …/monitor.crt, key: …/monitor.key}}
       influx: {url: http://127.0.0.1:8428, bucket: jukimon, org: jukimon, token: env:INFLUX_TOKEN}
       spool_dir: state/spool
 """
@@ -34,6 +35,7 @@ from alerting.notify.settings import NotifySettings
 from monitor.configerror import ConfigError
 from monitor.inventory.model import Role
 from monitor.lifecycle import LifecycleSettings
+from monitor.mqtt_tls import MqttTls
 from monitor.schedule.window import WindowSettings
 from monitor.state.settings import MonitorSettings
 
@@ -143,6 +145,11 @@ class MqttSettings:
     host: str = "127.0.0.1"
     port: int = 1883
     topic_prefix: str = "jukimon"
+    tls: MqttTls | None = None  # {ca, cert, key}: TLS with this component's client certificate (jukimon pki)
+
+    def check(self, key: str) -> None:
+        if self.tls is not None:
+            self.tls.check(f"{key}.tls")
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,10 @@ class OutputSettings:
     mqtt: MqttSettings | None = None
     influx: InfluxSettings | None = None
     spool_dir: Path = Path("state/spool")
+
+    def check(self, key: str) -> None:
+        if self.mqtt is not None:
+            self.mqtt.check(f"{key}.mqtt")
 
 
 STORE_URLS = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
@@ -189,6 +200,9 @@ class AlertingSettings:
 class ConsoleSettings:
     host: str = "127.0.0.1"  # loopback by default: put a TLS reverse proxy in front to serve others
     port: int = 8080
+    # Mark the session cookie Secure: on when the console is served over TLS (a reverse proxy in front),
+    # so the browser never sends it over plain HTTP. HttpOnly and SameSite=Lax are always set.
+    secure_cookies: bool = False
 
     def check(self, key: str) -> None:
         if not 0 <= self.port < 65536:
@@ -226,6 +240,7 @@ class Config:
 
     def check(self) -> "Config":
         self.collectors.check("collectors")
+        self.outputs.check("outputs")
         self.monitor.check("monitor")
         self.schedule.check("schedule")
         self.lifecycle.check("lifecycle")

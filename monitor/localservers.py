@@ -105,13 +105,19 @@ class Mosquitto(ManagedProcess):
 
     With ``persistence=True`` the broker saves sessions, subscriptions and retained messages in its
     workdir at shutdown and restores them at start (for tests of persistent subscribers).
+
+    With ``tls_pki`` (a ``jukimon pki init`` directory) it runs the production configuration instead,
+    ``deploy/mosquitto/jukimon.conf`` rendered for the workdir: TLS only, client certificates required,
+    the ACL made from the certificates in that directory, persistence on.
     """
 
     name = "mosquitto"
 
-    def __init__(self, workdir: Path, port: int | None = None, *, persistence: bool = False) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, persistence: bool = False,
+                 tls_pki: Path | None = None) -> None:
         super().__init__(workdir, port)
         self.persistence = persistence
+        self.tls_pki = tls_pki
 
     def command(self) -> list[str]:
         conf = self.workdir / "mosquitto.conf"
@@ -119,6 +125,13 @@ class Mosquitto(ManagedProcess):
                        else "persistence false\n")
         # As root, mosquitto switches to user "mosquitto", which cannot write our tmp dir: stay who we are.
         user = pwd.getpwuid(os.geteuid()).pw_name
+        if self.tls_pki is not None:
+            from monitor.pki import mosquitto_files
+
+            conf = mosquitto_files(self.tls_pki, self.workdir, port=self.port, bind=self.host,
+                                   persistence_dir=self.workdir,
+                                   extra=(f"user {user}", "log_dest stdout", "log_type error", "log_type warning"))[0]
+            return [MOSQUITTO, "-c", str(conf)]
         conf.write_text(f"listener {self.port} {self.host}\nallow_anonymous true\nuser {user}\n{persistence}"
                         "log_dest stdout\nlog_type error\nlog_type warning\n")
         return [MOSQUITTO, "-c", str(conf)]

@@ -26,6 +26,7 @@ import asyncio
 import json
 import logging
 import random
+import ssl
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -74,8 +75,10 @@ class MqttChannel:
     """Publishes reports and takes receipts over one MQTT connection, reconnecting with backoff."""
 
     def __init__(self, host: str, port: int, composer: MailComposer, *, prefix: str = "jukimon",
-                 client_id: str = "jukimon-cascade", backoff_max: float = 10.0) -> None:
+                 client_id: str = "jukimon-cascade", backoff_max: float = 10.0,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.host, self.port, self.prefix, self.client_id = host, port, prefix, client_id
+        self.tls = tls  # monitor.mqtt_tls.MqttTls.client_context(): the broker's ACL gives "cascade" its topics
         self.composer = composer
         self.tracker = composer.tracker
         self.backoff_max = backoff_max
@@ -139,7 +142,7 @@ class MqttChannel:
         backoff = 0.2
         while not self._stopping:
             client = aiomqtt.Client(self.host, self.port, identifier=self.client_id, clean_session=False,
-                                    max_inflight_messages=_PUBLISH_CHUNK,
+                                    max_inflight_messages=_PUBLISH_CHUNK, tls_context=self.tls,
                                     logger=logging.getLogger("alerting.cascade.mqtt.client"))
             client.pending_calls_threshold = 2 * _PUBLISH_CHUNK  # we publish in chunks on purpose: no warning
             try:

@@ -29,6 +29,7 @@ import contextlib
 import email.utils
 import logging
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -342,6 +343,7 @@ class Cascade:
 
 async def open_cascade(store: Store, inventory: Inventory, settings: CascadeSettings, *,
                        mqtt: tuple[str, int] | None = None, mqtt_prefix: str = "jukimon",
+                       mqtt_tls: ssl.SSLContext | None = None,
                        clock: Callable[[], float] = time.time) -> Cascade:
     """The cascade as configured: tables created, state loaded, keys read, the MQTT channel started if a
     broker is given (and ``settings.mqtt``). Stop it with ``await cascade.close()``."""
@@ -353,7 +355,7 @@ async def open_cascade(store: Store, inventory: Inventory, settings: CascadeSett
                     connections=settings.smtp_connections, batch=settings.smtp_batch, timeout=settings.smtp_timeout)
     channels: list[MqttChannel] = []
     if mqtt is not None and settings.mqtt:
-        channel = MqttChannel(mqtt[0], mqtt[1], composer, prefix=mqtt_prefix)
+        channel = MqttChannel(mqtt[0], mqtt[1], composer, prefix=mqtt_prefix, tls=mqtt_tls)
         await channel.start()
         channels.append(channel)
     return Cascade(tracker, composer, smtp, channels)

@@ -7,6 +7,7 @@ topic); the ``notify:`` settings and the running process say *through what*
 
 from __future__ import annotations
 
+import ssl
 from typing import Mapping
 
 from alerting.notify.console import ConsoleReceiver
@@ -20,14 +21,15 @@ from monitor.configerror import ConfigError
 
 
 def build_receivers(configured: Mapping[str, ReceiverConfig], settings: NotifySettings, *, smtp: SmtpSettings,
-                    mqtt: tuple[str, int] | None, console: ConsoleReceiver) -> dict[str, Receiver]:
+                    mqtt: tuple[str, int] | None, console: ConsoleReceiver,
+                    mqtt_tls: ssl.SSLContext | None = None) -> dict[str, Receiver]:
     """One channel per configured receiver; ``smtp`` is the relay to use (with its host resolved),
-    ``mqtt`` the broker's (host, port) or None when the monitor runs without one."""
-    return {name: _channel(config, settings, smtp, mqtt, console) for name, config in configured.items()}
+    ``mqtt`` the broker's (host, port) or None when the monitor runs without one, ``mqtt_tls`` its TLS."""
+    return {name: _channel(config, settings, smtp, mqtt, console, mqtt_tls) for name, config in configured.items()}
 
 
 def _channel(config: ReceiverConfig, settings: NotifySettings, smtp: SmtpSettings, mqtt: tuple[str, int] | None,
-             console: ConsoleReceiver) -> Receiver:
+             console: ConsoleReceiver, mqtt_tls: ssl.SSLContext | None) -> Receiver:
     key = f"receivers.{config.name}"
     if config.type == "console":
         return console
@@ -41,5 +43,5 @@ def _channel(config: ReceiverConfig, settings: NotifySettings, smtp: SmtpSetting
     if config.type == "mqtt" and config.topic:
         if mqtt is None:
             raise ConfigError(f"{key}: an MQTT receiver needs the monitor's broker (outputs.mqtt)")
-        return MqttReceiver(mqtt[0], mqtt[1], config.topic)
+        return MqttReceiver(mqtt[0], mqtt[1], config.topic, tls=mqtt_tls)
     raise ConfigError(f"{key}: cannot deliver to type {config.type!r} as configured")

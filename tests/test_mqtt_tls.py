@@ -1,0 +1,183 @@
+"""The bus over TLS: a private Mosquitto running the shipped deploy/mosquitto configuration and ACL.
+
+Certificates from `jukimon pki init`; each component connects with its own and the broker's ACL
+(user = certificate CN) decides what it may publish and read. A refused publish is checked by
+absence: the same connection (or, once the refused one was acknowledged, another) then sends an
+allowed sentinel, and the subscriber sees the sentinel alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import pytest
+
+from collectors.outputs.mqtt import MqttPublisher
+from monitor.envelope import Event, EventType, Origin, Severity, decode
+from monitor.mqtt_tls import MqttTls
+from monitor.pki import init, issue
+from tests.servers import MOSQUITTO, Mosquitto, require
+
+aiomqtt = pytest.importorskip("aiomqtt")
+
+SITE = "jukimon/municipality/muni-01-002"
+SAMPLES = f"{SITE}/muni-01-002-cs1/samples"
+FW = Origin(device="muni-01-002-fw", site="muni-01-002", prefecture="01", tier="municipality", role="fw")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("pki")
+    init(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def broker(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    require(MOSQUITTO, "mosquitto")
+    server = Mosquitto(tmp_path_factory.mktemp("mosquitto"), tls_pki=pki)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def tls(pki: Path, name: str) -> ssl.SSLContext:
+    return MqttTls(pki / "ca.crt", pki / f"{name}.crt", pki / f"{name}.key").client_context()
+
+
+@contextlib.asynccontextmanager
+async def connected(broker: Mosquitto, context: ssl.SSLContext | None) -> AsyncIterator[aiomqtt.Client]:
+    async with aiomqtt.Client(broker.host, broker.port, tls_context=context, timeout=10,
+                              protocol=aiomqtt.ProtocolVersion.V5) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def received(broker: Mosquitto, context: ssl.SSLContext, topic: str = "jukimon/#"
+                   ) -> AsyncIterator[list[tuple[str, bytes]]]:
+    """Everything a subscriber with ``context``'s certificate gets while the block runs."""
+    got: list[tuple[str, bytes]] = []
+    async with connected(broker, context) as client:
+        await client.subscribe(topic, qos=1)
+
+        async def collect() -> None:
+            async for message in client.messages:
+                got.append((str(message.topic), bytes(message.payload)))  # type: ignore[arg-type]
+
+        task = asyncio.create_task(collect())
+        try:
+            yield got
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def until(got: list, topic: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(t == topic for t, _ in got):
+        assert time.monotonic() < deadline, f"nothing on {topic} within {timeout}s; got {got}"
+        await asyncio.sleep(0.02)
+
+
+async def test_collector_publishes_samples_but_not_into_the_monitors_tree(broker: Mosquitto, pki: Path) -> None:
+    async with received(broker, tls(pki, "monitor")) as got:
+        async with connected(broker, tls(pki, "collector")) as collector:
+            # The monitor's namespace, also in the shape of a device record, and an IDS alert: all refused.
+            for topic in ("jukimon/monitor/condition/forged", "jukimon/monitor/state/site/samples",
+                          "jukimon/monitor/condition/x/samples", f"{SITE}/muni-01-002-fw/event/alert",
+                          "jukimon/cascade/muni-01-002/report"):
+                await collector.publish(topic, b"forged", qos=1)
+            await collector.publish(SAMPLES, b"[]", qos=1)
+            await collector.publish(f"{SITE}/muni-01-002-fw/event/syslog", b"{}", qos=1)
+        await until(got, f"{SITE}/muni-01-002-fw/event/syslog")
+    assert [t for t, _ in got] == [SAMPLES, f"{SITE}/muni-01-002-fw/event/syslog"]
+
+
+async def test_console_reads_everything_and_publishes_nothing(broker: Mosquitto, pki: Path) -> None:
+    async with received(broker, tls(pki, "console")) as console_view, received(broker, tls(pki, "monitor")) as got:
+        async with connected(broker, tls(pki, "console")) as console:
+            for topic in (SAMPLES, "jukimon/monitor/condition/x", "jukimon/control/recheck", "jukimon/alarms"):
+                await console.publish(topic, b"from the console", qos=1)  # PUBACKed: the broker has dealt with it
+        async with connected(broker, tls(pki, "monitor")) as monitor:
+            await monitor.publish("jukimon/monitor/condition/sentinel", b"{}", qos=1)
+        await until(got, "jukimon/monitor/condition/sentinel")
+        await until(console_view, "jukimon/monitor/condition/sentinel")
+    assert [t for t, _ in got] == ["jukimon/monitor/condition/sentinel"]
+
+
+# MQTT 3.1.1 CONNECT, client id "x", clean session, keepalive 60.
+CONNECT = bytes([0x10, 13, 0, 4, *b"MQTT", 4, 2, 0, 60, 0, 1, *b"x"])
+
+
+async def connack(broker: Mosquitto, context: ssl.SSLContext | None) -> bytes:
+    """What the broker answers a CONNECT on a fresh connection: a CONNACK, or b"" if it hangs up on us."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(
+            broker.host, broker.port, ssl=context, server_hostname=broker.host if context else None), 5)
+    except (ssl.SSLError, ConnectionError):
+        return b""
+    try:
+        writer.write(CONNECT)
+        return await asyncio.wait_for(reader.read(4), 5)  # a refusal comes at once: a timeout fails the test
+    except (ssl.SSLError, ConnectionError):  # TLS 1.3: the broker's "certificate required" alert
+        return b""
+    finally:
+        writer.close()
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
+            await writer.wait_closed()
+
+
+async def test_connection_refused_without_a_certificate_or_with_another_cas(broker: Mosquitto, pki: Path,
+                                                                             tmp_path: Path) -> None:
+    other = tmp_path / "other-pki"
+    init(other)  # a CA of its own, with certificates named like ours
+    assert await connack(broker, tls(pki, "monitor")) == bytes([0x20, 2, 0, 0])  # accepted
+    no_cert = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    foreign = MqttTls(pki / "ca.crt", other / "monitor.crt", other / "monitor.key").client_context()
+    for context in (no_cert, foreign, None):  # None: plain MQTT on the TLS port
+        assert await connack(broker, context) == b""
+    with pytest.raises(aiomqtt.MqttError):  # as our clients see it (paho notices only by its timeout)
+        async with aiomqtt.Client(broker.host, broker.port, tls_context=no_cert, timeout=2):
+            pass
+    # The broker is checked too: a client that trusts only the other CA refuses ours before sending anything.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await asyncio.open_connection(broker.host, broker.port, ssl=tls(other, "monitor"))
+
+
+async def test_a_second_collector_issued_later_gets_the_collectors_rights_after_a_restart(
+        broker: Mosquitto, pki: Path) -> None:
+    issue(pki, "collector-osaka", ["collector"])
+    broker.restart()  # the ACL is rendered from the certificates at start
+    async with received(broker, tls(pki, "monitor")) as got:
+        async with connected(broker, tls(pki, "collector-osaka")) as collector:
+            await collector.publish("jukimon/monitor/condition/forged", b"x", qos=1)
+            await collector.publish(SAMPLES, b"[]", qos=1)
+        await until(got, SAMPLES)
+    assert [t for t, _ in got] == [SAMPLES]
+
+
+async def test_publisher_over_tls_delivers_qos1_events_to_the_monitor(broker: Mosquitto, pki: Path) -> None:
+    certs = MqttTls(pki / "ca.crt", pki / "collector.crt", pki / "collector.key")
+    publisher = MqttPublisher(broker.host, broker.port, client_id="tls-collector", tls=certs.client_context())
+    events = [Event(EventType.SYSLOG, 1_700_000_000.0 + i, "collector.syslog", FW, Severity.WARNING, f"deny {i}")
+              for i in range(200)]
+    async with received(broker, tls(pki, "monitor"), "jukimon/+/+/+/event/#") as got:
+        await publisher.start()
+        try:
+            for event in events:
+                assert publisher.publish(event)
+            assert await publisher.drain(20), publisher.stats()
+        finally:
+            await publisher.stop()
+        deadline = time.monotonic() + 10
+        while len(got) < len(events) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+    assert publisher.stats()["published"] == len(events) and publisher.stats()["failures"] == 0
+    assert [decode(payload).message for _, payload in got] == [e.message for e in events]  # all, in order
