@@ -319,7 +319,8 @@ class MainJob:
         self.console_inbox = ConsoleReceiver(config.notify.console_keep)
         mqtt = self._mqtt_publisher
         receivers = build_receivers(routing.receivers, config.notify, smtp=smtp, console=self.console_inbox,
-                                    mqtt=(mqtt.host, mqtt.port) if mqtt is not None else None)
+                                    mqtt=(mqtt.host, mqtt.port) if mqtt is not None else None,
+                                    mqtt_tls=mqtt.tls if mqtt is not None else None)
         outbox = DurableOutbox(self._store, receivers, backoff_initial=config.notify.retry_initial,
                                backoff_max=config.notify.retry_max)
         await outbox.start()
@@ -350,7 +351,8 @@ class MainJob:
                                     "audit_head": self.state_dir / "audit" / "head.json"})
         ctx.extra["drill_control"] = drills = DrillControl.from_context(ctx)
         settings = self.config.console
-        self.console = await serve(ctx, settings.host, _port_or_free(settings.port) if settings.port else 0)
+        self.console = await serve(ctx, settings.host, _port_or_free(settings.port) if settings.port else 0,
+                                   https_only=settings.secure_cookies)
         self._stoppers.append(self.console.stop)
         self._stoppers.append(drills.close)  # runs first: aborts an open drill and clears its faults
         if first_password is not None:
@@ -370,7 +372,8 @@ class MainJob:
             settings = replace(settings, smtp_host=smtp_host, smtp_port=smtp_port)
         mqtt = self._mqtt_publisher
         self.cascade = await open_cascade(self._store, self.inventory, settings,
-                                          mqtt=(mqtt.host, mqtt.port) if mqtt is not None else None)
+                                          mqtt=(mqtt.host, mqtt.port) if mqtt is not None else None,
+                                          mqtt_tls=mqtt.tls if mqtt is not None else None)
         self._stoppers.append(self.cascade.close)
         ticker = asyncio.get_running_loop().create_task(self._tick_cascade(), name="cascade-reminders")
         self._stoppers.append(lambda: _cancel(ticker))
@@ -393,10 +396,13 @@ class MainJob:
             host, port, prefix = server.host, server.port, "jukimon"
         else:
             host, port, prefix = settings.host, settings.port, settings.topic_prefix
-        publisher = MqttPublisher(host, port, client_id=f"jukimon-collectors-{os.getpid()}", topic_prefix=prefix)
+        tls = settings.tls.client_context() if settings is not None and settings.tls is not None else None
+        publisher = MqttPublisher(host, port, client_id=f"jukimon-collectors-{os.getpid()}", topic_prefix=prefix,
+                                  tls=tls)
         await publisher.start()
         self._stoppers.append(publisher.stop)
-        print(f"MQTT: mqtt://{host}:{port}/{prefix}/#  (device state retained under …/state)", flush=True)
+        scheme = "mqtts" if tls is not None else "mqtt"
+        print(f"MQTT: {scheme}://{host}:{port}/{prefix}/#  (device state retained under …/state)", flush=True)
         return publisher
 
     async def _tsdb(self) -> TsdbWriter | None:

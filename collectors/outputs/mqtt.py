@@ -90,7 +90,9 @@ class MqttPublisher:
             raise ValueError(f"bad topic prefix {topic_prefix!r}")
         self.host, self.port, self.client_id = host, port, client_id
         self.topic_prefix = topic_prefix.rstrip("/")
-        self._tls, self._username, self._password = tls, username, password
+        # tls: monitor.mqtt_tls.MqttTls.client_context(); public so the process's other MQTT clients
+        # (cascade, MQTT receivers) reach the same broker with the same certificate.
+        self.tls, self._username, self._password = tls, username, password
         self.max_queue, self.max_inflight, self.keepalive = max_queue, max_inflight, keepalive
         self.ack_timeout = ack_timeout
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
@@ -196,7 +198,7 @@ class MqttPublisher:
         while True:
             client = aiomqtt.Client(
                 self.host, self.port, identifier=self.client_id, protocol=aiomqtt.ProtocolVersion.V5,
-                username=self._username, password=self._password, tls_context=self._tls,
+                username=self._username, password=self._password, tls_context=self.tls,
                 keepalive=self.keepalive, timeout=self.ack_timeout, max_inflight_messages=self.max_inflight,
                 logger=logging.getLogger("collectors.outputs.mqtt.client"),
                 # A lone event goes out at once instead of waiting for the previous segment's ACK (Nagle).
