@@ -19,6 +19,7 @@ class IdsConfig:
     brute_attempts: int = 20  # connections to one service from one source in a window
     flood_pps: int = 500  # SYNs, echo requests or UDP datagrams to one host in one second
     tls_ports: frozenset[int] = frozenset({443, 6514, 8443})
+    snmp_ports: frozenset[int] = frozenset({161, 1161})  # where agents answer (the simulation: 1161 unprivileged)
     forbidden_ports: dict[int, str] = field(default_factory=lambda: {
         445: "SMB", 139: "NetBIOS session (SMB)", 137: "NetBIOS name", 3389: "RDP", 53: "DNS", 80: "HTTP",
         23: "Telnet", 21: "FTP"})
@@ -41,8 +42,9 @@ class IdsConfig:
                 raise ConfigError(f"{key}.{name}: must be positive")
         if self.beacon_jitter >= 1:
             raise ConfigError(f"{key}.beacon_jitter: a share of the mean interval, below 1")
-        if not self.tls_ports:
-            raise ConfigError(f"{key}.tls_ports: at least one port")
+        for name in ("tls_ports", "snmp_ports"):
+            if not getattr(self, name):
+                raise ConfigError(f"{key}.{name}: at least one port")
 
 
 DEFAULT_CONFIG = IdsConfig()

@@ -51,8 +51,8 @@ class Engine:
         self.stats = EngineStats()
         self._on_alert = on_alert
         sink = AlertSink(config.hold, self._deliver)
-        self.matrix = MatrixDetector(Matrix(inventory, tls_ports=config.tls_ports, monitor_sources=monitor_sources),
-                                     config, sink) if inventory else None
+        self.matrix = MatrixDetector(Matrix(inventory, tls_ports=config.tls_ports, snmp_ports=config.snmp_ports,
+                                            monitor_sources=monitor_sources), config, sink) if inventory else None
         flow_start = [ForbiddenProtocolDetector(config, sink), ScanDetector(config, sink),
                       BruteForceDetector(config, sink)]
         self.flows = FlowTable(config.flows, on_end=BeaconDetector(config, sink).flow_end)

@@ -15,6 +15,7 @@ from ids.traffic.decode import TCP, UDP
 from monitor.inventory import Device, Inventory, Role, Subsystem
 
 TLS = 443
+SNMP = 161
 _SERVERS = frozenset({Role.CS, Role.CS_RECOVERY})
 _Predicate = Callable[[Device, Device], bool]
 
@@ -111,10 +112,12 @@ class Matrix:
     """
 
     def __init__(self, inventory: Inventory, rules: tuple[MatrixRule, ...] = RULES,
-                 tls_ports: frozenset[int] = frozenset({TLS}), monitor_sources: Iterable[str] = ()):
+                 tls_ports: frozenset[int] = frozenset({TLS}), monitor_sources: Iterable[str] = (),
+                 snmp_ports: frozenset[int] = frozenset({SNMP})):
         self.hosts = host_index(inventory)
         self.rules = rules
-        self.tls_ports = tls_ports  # the simulation serves TLS on 8443 when not root
+        self.tls_ports = tls_ports  # the simulation serves TLS on 8443 when not root, or where it is told
+        self.snmp_ports = snmp_ports  # likewise its agents: 1161 when not root
         monitor = network_monitor(inventory)
         self.clients = dict(self.hosts)
         if monitor is not None:
@@ -136,7 +139,7 @@ class Matrix:
         except KeyError:
             pass
         s, d = self.clients[src], self.hosts[dst]
-        wanted = TLS if port in self.tls_ports else port
+        wanted = TLS if port in self.tls_ports else SNMP if proto == UDP and port in self.snmp_ports else port
         found = next((r for r in self.rules if r.proto == proto and wanted in r.ports and s.role in r.src
                       and d.role in r.dst and r.condition(s, d)), None)
         self._cache[key] = found
