@@ -55,7 +55,7 @@ from ids.operations import OperationsIds, OpsIdsSettings
 from ids.operations.alarms import IdsAlarms
 from ids.operations.settings import KEY_ENV
 from ids.operations.tls_ingest import AuditListener
-from ids.traffic import DEFAULT_RULES, load_rules
+from ids.traffic import DEFAULT_RULES, IdsConfig, load_rules
 from ids.traffic.alarms import TrafficAlarms
 from ids.traffic.matrix import network_monitor
 from ids.traffic.sensor import LiveSensor
@@ -254,6 +254,13 @@ class MainJob:
         connects while ``CollectorService`` gives it no source)."""
         return frozenset(a for a in (self._poll_source(), "127.0.0.1") if a)
 
+    def _ids_config(self) -> IdsConfig:
+        """The IDS's thresholds, told where the simulation's agents and TLS services listen (any port)."""
+        sim, config = self.simulation, IdsConfig()
+        if sim is None:
+            return config
+        return replace(config, tls_ports=config.tls_ports | {sim.tls_port}, snmp_ports=config.snmp_ports | {sim.snmp_port})
+
     async def _start_traffic_ids(self) -> None:
         """The traffic IDS's live sensor, when configured and allowed to capture (raw sockets need root)."""
         interface = self.config.ids.live_interface
@@ -267,7 +274,7 @@ class MainJob:
             return
         self.traffic_alarms = TrafficAlarms(self.inventory)
         sensor = LiveSensor(interface, self.traffic_alarms, inventory=self.inventory, rules=load_rules(DEFAULT_RULES),
-                            monitor_sources=self._monitor_sources())
+                            monitor_sources=self._monitor_sources(), config=self._ids_config())
         try:
             await sensor.start()
         except OSError as exc:  # e.g. no such interface: the rest of the monitor runs without it
