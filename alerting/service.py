@@ -71,8 +71,10 @@ class Children:
 class AlertingService:
     def __init__(self, inventory: Inventory, routing: RoutingConfig | None, outbox: Outbox,
                  store: Store | None = None, clock: Callable[[], float] = time.time, *,
-                 render: Renderer = render_notification, tick_every: float = 1.0) -> None:
+                 render: Renderer = render_notification, tick_every: float = 1.0,
+                 fence: Callable[[], bool] | None = None) -> None:
         self.inventory = inventory
+        self.fence = fence  # active/standby (monitor.lease): tick only while this monitor may act
         self.routing = routing or default_routing()
         self.outbox = outbox
         self.clock = clock
@@ -119,7 +121,8 @@ class AlertingService:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        await self._save()
+        if self.fence is None or self.fence():  # a monitor that lost its lease must not overwrite the holder's
+            await self._save()
 
     async def _run(self) -> None:
         while True:
@@ -163,6 +166,8 @@ class AlertingService:
 
     async def tick(self) -> None:
         """Mute, send what is due, save. Called every ``tick_every`` seconds by the background loop."""
+        if self.fence is not None and not self.fence():
+            return  # a standby neither sends nor escalates nor saves: the active monitor does
         now = self.clock()
         self._refresh_muting(now)
         for group in list(self.groups.values()):

@@ -25,10 +25,12 @@ def _registrars() -> list[Registrar]:
     from monitor.inventory.cli import register as inventory
     from monitor.lifecycle_cli import register as lifecycle
     from monitor.pki_cli import register as pki
+    from monitor.monitor_cli import register as monitor
     from monitor.run import register as run
     from simnet.cli import register as simnet
 
-    return [run, inventory, simnet, poll, syslog, lifecycle, cascade, console, drill, ids, opsids, audit, pki]
+    return [run, monitor, inventory, simnet, poll, syslog, lifecycle, cascade, console, drill, ids, opsids, audit,
+            pki]
 
 
 def build_parser() -> argparse.ArgumentParser:

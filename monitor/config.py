@@ -224,6 +224,23 @@ class IdsSettings:
 
 
 @dataclass(frozen=True)
+class LeaseSettings:
+    """Active/standby monitors (``jukimon monitor run``, monitor.lease): the lease in the PostgreSQL store."""
+
+    name: str = "monitor"  # monitors sharing one lease name take turns; a second pair may use another
+    ttl: float = 15.0  # seconds: a standby takes over at most this long after the active's last renewal
+    margin: float = 3.0  # the active stops acting this much before its lease can expire
+
+    def check(self, key: str) -> None:
+        if not self.name or len(self.name) > 100:
+            raise ConfigError(f"{key}.name: 1 to 100 characters")
+        _positive(f"{key}.ttl", self.ttl)
+        _positive(f"{key}.margin", self.margin)
+        if self.margin >= self.ttl * 2 / 3:  # renewed every ttl/3: a renewal must land before the deadline
+            raise ConfigError(f"{key}.margin: must be less than two thirds of ttl ({self.ttl:g})")
+
+
+@dataclass(frozen=True)
 class Config:
     collectors: CollectorSettings = field(default_factory=CollectorSettings)
     outputs: OutputSettings = field(default_factory=OutputSettings)
@@ -236,6 +253,7 @@ class Config:
     cascade: CascadeSettings = field(default_factory=CascadeSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     ids: IdsSettings = field(default_factory=IdsSettings)
+    lease: LeaseSettings = field(default_factory=LeaseSettings)
     source: str = "<defaults>"
 
     def check(self) -> "Config":
@@ -250,6 +268,7 @@ class Config:
         self.cascade.check("cascade")
         self.console.check("console")
         self.ids.check("ids")
+        self.lease.check("lease")
         return self
 
 

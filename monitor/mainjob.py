@@ -39,12 +39,13 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from alerting.cascade import Cascade, generate_keypair, generate_link_key, load_private_key, open_cascade
-from alerting.notify import ConsoleReceiver, DurableOutbox, MailSink, build_receivers
-from alerting.routing import default_routing, load_routing
+from alerting.notify import ConsoleReceiver, DurableOutbox, MailSink, Receiver, SmtpSettings, build_receivers
+from alerting.routing import RoutingConfig, default_routing, load_routing
 from alerting.service import AlertingService
 from collectors.history import History
 from dashboards.auth import UserBook, UserRole
@@ -137,7 +138,7 @@ def _port_or_free(preferred: int) -> int:
 class MainJob:
     inventory: Inventory
     config: Config
-    simulation: SimulationOptions
+    simulation: SimulationOptions | None  # None: the monitor alone (monitor.monitor_role), fed from the bus
     state_dir: Path
     status_every: float = STATUS_EVERY
     _sim: asyncio.subprocess.Process | None = None
@@ -151,6 +152,7 @@ class MainJob:
     cascade: Cascade | None = None
     lifecycle: LifecycleChecker | None = None
     console: ConsoleServer | None = None
+    console_context: ConsoleContext | None = None
     opsids: OperationsIds | None = None
     opsids_alarms: IdsAlarms | None = None
     traffic_sensor: LiveSensor | None = None
@@ -208,6 +210,17 @@ class MainJob:
         self._stoppers.append(lambda: _cancel(status))
         log.info("jukimon running", extra=fields(devices=sum(1 for _ in self.inventory.polled_devices()),
                                                  snmp=f"v{snmp.version}"))
+
+    async def run_until_signal(self) -> None:
+        """Start, run until SIGINT or SIGTERM, stop (the ``jukimon run`` and ``jukimon monitor run`` commands)."""
+        from simnet.service import wait_for_signal
+
+        await self.start()
+        try:
+            await wait_for_signal()
+        finally:
+            log.info("stopping")
+            await self.stop()
 
     async def stop(self) -> None:
         while self._stoppers:
@@ -312,7 +325,19 @@ class MainJob:
                            maintenance=maintenance, store=store)
 
     async def _start_alerting(self) -> None:
-        assert self.engine is not None
+        routing, smtp, receivers = await self._notification_channels()
+        outbox, self.alerting = await self._open_alerting(routing, receivers)
+        self._stoppers.append(outbox.stop)
+        self._stoppers.append(self.alerting.stop)
+        assert self.opsids_alarms is not None
+        self.opsids_alarms.attach(self.alerting)  # IDS alerts become alarms from here on
+        if self.traffic_alarms is not None:
+            self.traffic_alarms.attach(self.alerting)
+        await self._start_cascade(smtp.host, smtp.port)
+        await self._start_console()
+
+    async def _notification_channels(self) -> tuple[RoutingConfig, SmtpSettings, dict[str, Receiver]]:
+        """Routing, mail (the embedded sink unless a relay is configured), the console's inbox: the receivers."""
         config = self.config
         routing = load_routing(config.alerting.routing_file) if config.alerting.routing_file else default_routing()
         smtp = config.notify.smtp
@@ -328,20 +353,25 @@ class MainJob:
         receivers = build_receivers(routing.receivers, config.notify, smtp=smtp, console=self.console_inbox,
                                     mqtt=(mqtt.host, mqtt.port) if mqtt is not None else None,
                                     mqtt_tls=mqtt.tls if mqtt is not None else None)
-        outbox = DurableOutbox(self._store, receivers, backoff_initial=config.notify.retry_initial,
-                               backoff_max=config.notify.retry_max)
+        return routing, smtp, receivers
+
+    async def _open_alerting(self, routing: RoutingConfig, receivers: dict[str, Receiver],
+                             fence: Callable[[], bool] | None = None) -> tuple[DurableOutbox, AlertingService]:
+        """The durable outbox and the alerting service, started and listening to the engine; the caller stops
+        them (alerting first). ``fence``: asked before each tick and each delivery (active/standby)."""
+        assert self.engine is not None and self._store is not None
+        notify = self.config.notify
+        outbox = DurableOutbox(self._store, receivers, backoff_initial=notify.retry_initial,
+                               backoff_max=notify.retry_max, fence=fence)
         await outbox.start()
-        self._stoppers.append(outbox.stop)
-        self.alerting = AlertingService(self.inventory, routing, outbox, self._store)
-        await self.alerting.start(self.engine.active())  # catches up with conditions raised while it was down
-        self._stoppers.append(self.alerting.stop)
-        self.engine.listeners.append(self.alerting.on_changes)
-        assert self.opsids_alarms is not None
-        self.opsids_alarms.attach(self.alerting)  # IDS alerts become alarms from here on
-        if self.traffic_alarms is not None:
-            self.traffic_alarms.attach(self.alerting)
-        await self._start_cascade(smtp.host, smtp.port)
-        await self._start_console()
+        alerting = AlertingService(self.inventory, routing, outbox, self._store, fence=fence)
+        try:
+            await alerting.start(self.engine.active())  # catches up with conditions raised while it was down
+        except BaseException:
+            await outbox.stop()
+            raise
+        self.engine.listeners.append(alerting.on_changes)
+        return outbox, alerting
 
     async def _start_console(self) -> None:
         assert self.engine is not None and self._store is not None
@@ -349,7 +379,7 @@ class MainJob:
         ctx = ConsoleContext(self.inventory, self.engine, self._store, self.alerting, self.history, self.console_inbox,
                              self.engine.maintenance, secret_key=load_secret(self.state_dir / "console.key"),
                              extra={"cascade": self.cascade, "lifecycle": self.lifecycle,
-                                    "simnet_control": self.simulation.control,
+                                    "simnet_control": self.simulation.control if self.simulation else None,
                                     "drill_reports": self.state_dir / "drills", "opsids": self.opsids,
                                     "opsids_alerts": self.opsids_alarms.recent if self.opsids_alarms else None,
                                     "traffic_ids": self.traffic_sensor.engine if self.traffic_sensor else None,
@@ -357,6 +387,7 @@ class MainJob:
                                     "audit_signing_key": _audit_key(self.state_dir / "audit"),
                                     "audit_head": self.state_dir / "audit" / "head.json"})
         ctx.extra["drill_control"] = drills = DrillControl.from_context(ctx)
+        self.console_context = ctx
         settings = self.config.console
         self.console = await serve(ctx, settings.host, _port_or_free(settings.port) if settings.port else 0,
                                    https_only=settings.secure_cookies)

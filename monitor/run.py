@@ -33,7 +33,6 @@ def _run(args: argparse.Namespace) -> int:
     from monitor.config import load_config
     from monitor.mainjob import MainJob, SimulationOptions
     from simnet.cli import load_inventory_arg, simnet_config_from
-    from simnet.service import wait_for_signal
 
     config = load_config(args.config)
     inventory = load_inventory_arg(args)
@@ -41,16 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     options = SimulationOptions(args.inventory, sim.snmp_port, sim.tls_port, sim.tls, sim.clock_speed,
                                 sim.state_dir, args.control)
     job = MainJob(inventory, config, options, state_dir=sim.state_dir.parent, status_every=args.status_every)
-
-    async def main() -> None:
-        await job.start()
-        try:
-            await wait_for_signal()
-        finally:
-            log.info("stopping")
-            await job.stop()
-
     log.info("jukimon starting", extra=fields(devices=len(inventory.devices), config=config.source))
-    asyncio.run(main())
+    asyncio.run(job.run_until_signal())
     log.info("jukimon stopped")
     return 0

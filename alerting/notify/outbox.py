@@ -17,6 +17,10 @@ so the far end can recognise it.
 
 Time is ``clock()`` (simulated in tests) for when a retry is due; ``tick`` is
 how often, in real seconds, a worker waiting for a retry looks at the clock.
+
+With active/standby monitors (monitor.lease) ``fence`` says whether this
+monitor may act; it is asked right before each delivery, and while it says no
+the rows wait in the table for whoever holds the lease.
 """
 
 from __future__ import annotations
@@ -84,8 +88,10 @@ class DurableOutbox:
 
     def __init__(self, store: Store, receivers: Mapping[str, Receiver], clock: Callable[[], float] = time.time, *,
                  backoff_initial: float = 2.0, backoff_max: float = 300.0, tick: float = 1.0,
-                 deliver_timeout: float = 60.0, batch: int = 100) -> None:
+                 deliver_timeout: float = 60.0, batch: int = 100, fence: Callable[[], bool] | None = None) -> None:
         self._store = store
+        self._fence = fence
+        self._fenced = False  # the fence said no last time: log the transitions only
         self._receivers = dict(receivers)
         self._clock = clock
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
@@ -197,12 +203,21 @@ class DurableOutbox:
             return
         for row in rows:
             due_in = row.next_attempt - self._clock()
-            if due_in > 0:
+            if due_in > 0 or not self._may_deliver():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), min(due_in, self.tick))
+                    await asyncio.wait_for(wake.wait(), min(due_in, self.tick) if due_in > 0 else self.tick)
                 return
             if not await self._attempt(name, row) or self._stopping:
                 return
+
+    def _may_deliver(self) -> bool:
+        """The fence, asked right before each delivery (no fence: a single monitor, always)."""
+        allowed = self._fence is None or self._fence()
+        if allowed == self._fenced:  # a change: log it once
+            self._fenced = not allowed
+            log.info("outbox delivering" if allowed else "outbox holding: this monitor is not active",
+                     extra=fields(store=self._store.url))
+        return allowed
 
     async def _pending(self, name: str) -> list[Row[Any]]:
         query = (select(notify_outbox)

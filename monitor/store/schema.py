@@ -9,7 +9,8 @@ will start from this number).
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, Double, Index, Integer, MetaData, String, Table, Text)
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Double, Index, Integer, MetaData, String, Table,
+                        Text)
 
 SCHEMA_VERSION = 1
 
@@ -73,6 +74,17 @@ checkpoints = Table(
     Column("key", String(300), primary_key=True),
     Column("value", JSON),
     Column("updated", Double, nullable=False),
+)
+
+# Active/standby leases (monitor.lease): one row per lease name. Times are the database's own (now()), not
+# epoch floats, so that no monitor's clock matters; epoch is the fencing number, +1 on every takeover.
+leases = Table(
+    "leases", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("renewed_at", DateTime(timezone=True), nullable=False),
 )
 
 schema_version = Table(

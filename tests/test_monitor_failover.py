@@ -1,0 +1,352 @@
+"""Active/standby monitors: the lease in a private PostgreSQL, then two real monitor processes on one broker.
+
+The story: two monitors watch the same collectors (here a tiny publisher in the test, polling nothing,
+publishing what CollectorService would) and share one PostgreSQL. Only one of them mails the NOC. A
+server goes silent: one mail. The active monitor is killed (SIGKILL: no goodbye); within the lease's
+ttl the standby takes over; another server goes silent: one mail, from the new active — and the
+first fault is not mailed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import pytest
+import yaml
+
+from alerting.model import Notification
+from alerting.notify import ConsoleReceiver, DurableOutbox, MailSink
+from alerting.service import AlertingService
+from collectors.outputs.mqtt import MqttPublisher
+from monitor.envelope import Sample, origin_of
+from monitor.inventory.model import Inventory
+from monitor.inventory.subset import subset_by_prefecture
+from monitor.inventory.yaml_io import save_inventory
+from monitor.lease import Lease
+from monitor.state.engine import Changes
+from monitor.state.model import Condition, ConditionKind
+from monitor.store import PrivatePostgres, Store
+from tests.servers import Mosquitto, mosquitto_server
+
+ROOT = Path(__file__).resolve().parent.parent
+TTL, MARGIN = 6.0, 1.5
+BEFORE_KILL, AFTER_KILL = "agency-01-server", "agency-02-server"  # leaves, outside the operating-window rules
+
+
+class Clock:
+    """A monotonic clock the test moves by hand (the database's clock stays real)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def open_store(postgres: PrivatePostgres) -> Store:
+    return await Store.open(postgres.create_database(f"test_lease_{uuid.uuid4().hex[:10]}"))
+
+
+# --- the lease ------------------------------------------------------------------------------------------------------
+
+async def test_one_holder_renews_and_the_other_is_refused(postgres: PrivatePostgres) -> None:
+    store = await open_store(postgres)
+    try:
+        a, b = (Lease(store.engine, "monitor", name, ttl=5.0, margin=1.0) for name in ("a", "b"))
+        assert await a.renew() and a.active and a.epoch == 1
+        assert not await b.renew() and not b.active
+        assert await a.renew() and a.epoch == 1  # renewing is not a new term
+        row = await a.read()
+        assert row is not None and (row.holder, row.epoch, row.live) == ("a", 1, True)
+        other = Lease(store.engine, "second-pair", "b", ttl=5.0, margin=1.0)
+        assert await other.renew()  # leases by name: another pair of monitors is independent
+    finally:
+        await store.close()
+
+
+async def test_expiry_lets_the_other_take_over_with_a_new_epoch_and_the_stale_holder_cannot_renew(
+        postgres: PrivatePostgres) -> None:
+    store = await open_store(postgres)
+    try:
+        a, b = (Lease(store.engine, "monitor", name, ttl=1.0, margin=0.3) for name in ("a", "b"))
+        assert await a.renew()
+        await asyncio.sleep(0.75)
+        assert not a.active  # past start + ttl − margin on its own clock: it has stopped acting ...
+        assert not await b.renew()  # ... before the database lets anybody else in
+        await asyncio.sleep(0.4)
+        assert await b.renew() and b.epoch == 2
+        assert not await a.renew() and not a.active  # a stale holder cannot renew
+        assert (await b.read()).holder == "b"  # type: ignore[union-attr]
+        await b.release()
+        assert not b.active
+        assert await a.renew() and a.epoch == 3  # released: taken at once, a new term
+    finally:
+        await store.close()
+
+
+async def test_the_holder_stops_acting_margin_seconds_before_its_lease_can_expire(postgres: PrivatePostgres) -> None:
+    store = await open_store(postgres)
+    try:
+        clock = Clock()
+        changes: list[bool] = []
+        lease = Lease(store.engine, "monitor", "a", ttl=10.0, margin=2.0, clock=clock)
+        lease.listeners.append(changes.append)
+        assert await lease.renew()
+        clock.now += 7.99
+        assert lease.active and 0 < lease.remaining() < 0.02
+        clock.now += 0.01
+        assert not lease.active and lease.remaining() == 0  # renewal start + ttl − margin
+        assert await lease.renew() and lease.epoch == 1  # still its own in the database: renewed, same term
+        assert changes == [True]
+    finally:
+        await store.close()
+
+
+async def test_sqlite_a_single_monitor_is_always_active(tmp_path: Path) -> None:
+    async with await Store.open(f"sqlite+aiosqlite:///{tmp_path}/j.db") as store:
+        lease = Lease(store.engine, "monitor", "solo")
+        assert lease.solo and lease.active and await lease.renew()
+        assert await lease.read() is None
+    with pytest.raises(ValueError):
+        Lease(store.engine, "monitor", "x", ttl=5.0, margin=5.0)
+
+
+# --- the gate: nothing leaves a monitor whose fence is down ---------------------------------------------------------
+
+async def test_the_outbox_holds_deliveries_while_the_fence_is_down_and_sends_each_once_after(tmp_path: Path) -> None:
+    active = False
+    inbox = ConsoleReceiver()
+    async with await Store.open(f"sqlite+aiosqlite:///{tmp_path}/j.db") as store:
+        outbox = DurableOutbox(store, {"console": inbox}, tick=0.05, fence=lambda: active)
+        await outbox.start()
+        try:
+            for i in range(3):
+                await outbox.enqueue(Notification(f"g|console|0|{i}", "console", "g", ("fp",), "s", "b", time.time()))
+            await asyncio.sleep(0.5)
+            assert inbox.recent() == []  # rows wait in the table for whoever holds the lease
+            active = True
+            deadline = time.monotonic() + 10
+            while len(inbox.recent()) < 3 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            await outbox.enqueue(Notification("g|console|0|1", "console", "g", ("fp",), "s", "b", time.time()))
+            await asyncio.sleep(0.3)
+        finally:
+            await outbox.stop()
+    assert [n.id for n in reversed(inbox.recent())] == ["g|console|0|0", "g|console|0|1", "g|console|0|2"]
+
+
+async def test_alerting_neither_ticks_nor_saves_while_the_fence_is_down(small_inventory: Inventory) -> None:
+    sent: list[Notification] = []
+
+    class Outbox:
+        async def enqueue(self, n: Notification) -> None:
+            sent.append(n)
+
+    active, clock = False, Clock()
+    alerting = AlertingService(small_inventory, None, Outbox(), clock=clock, fence=lambda: active)
+    alerting.on_changes(Changes(raised=[Condition("device_down:national-fw", ConditionKind.DEVICE_DOWN, "national-fw",
+                                                  "critical", clock.now, "全国FW 応答なし")]))
+    for _ in range(3):
+        clock.now += 60  # far past the built-in routing's group_wait
+        await alerting.tick()
+    assert sent == []
+    active = True
+    await alerting.tick()  # the episode starts
+    clock.now += 60
+    await alerting.tick()
+    assert {n.receiver for n in sent} == {"noc-console", "noc-mail"}
+
+
+# --- two monitor processes ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    with mosquitto_server(tmp_path) as server:
+        yield server
+
+
+class Collector:
+    """Publishes one SNMP poll outcome per device every second, as a collector process would."""
+
+    def __init__(self, inventory: Inventory, broker: Mosquitto) -> None:
+        self.devices = list(inventory.polled_devices())
+        self.origins = {d.id: origin_of(inventory, d) for d in self.devices}
+        self.silent: set[str] = set()
+        self.publisher = MqttPublisher(broker.host, broker.port, client_id="test-collector")
+        self._task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> Collector:
+        await self.publisher.start()
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self.publisher.stop()
+
+    async def _run(self) -> None:
+        while True:
+            now = time.time()
+            for device in self.devices:
+                ok = device.id not in self.silent
+                error = {} if ok else {"error": "timeout"}
+                self.publisher.publish_poll([Sample("poll", now, self.origins[device.id],
+                                                    {"ok": ok, "duration_ms": 2.0, **error}, {"probe": "snmp"})])
+            await asyncio.sleep(1.0)
+
+
+class MonitorProcess:
+    """``jukimon monitor run`` in a child process, its output in a file."""
+
+    def __init__(self, name: str, tmp: Path, broker: Mosquitto, store_url: str, config: Path,
+                 inventory: Path) -> None:
+        self.name = name
+        self.log = tmp / f"monitor-{name}.log"
+        self.argv = [sys.executable, "-m", "monitor.cli", "--log-level", "INFO", "monitor", "run",
+                     "--broker", f"{broker.host}:{broker.port}", "--store", store_url, "--config", str(config),
+                     "--inventory", str(inventory), "--name", name, "--state-dir", str(tmp / f"state-{name}")]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(self.argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def count(self, text: str) -> int:
+        return self.output().count(text)
+
+    async def wait_for(self, text: str, timeout: float) -> float:
+        """Wait until the output holds ``text``; returns when (monotonic)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            assert self.proc is not None and self.proc.poll() is None, f"monitor {self.name} exited:\n{self.output()}"
+            assert time.monotonic() < deadline, f"monitor {self.name}: no {text!r} in {timeout}s:\n{self.output()}"
+            await asyncio.sleep(0.05)
+        return time.monotonic()
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def mails_about(sink: MailSink, device_id: str) -> int:
+    return sum(device_id in str(m["Subject"]) + m.get_body(("plain",)).get_content() for m in sink.messages())
+
+
+async def wait_mails(sink: MailSink, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while sink.count < count:
+        assert time.monotonic() < deadline, f"{sink.count} mails, expected {count}"
+        await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def two_monitors(tmp_path: Path, postgres: PrivatePostgres, broker: Mosquitto,
+                       full_inventory: Inventory) -> AsyncIterator[tuple[MailSink, Collector, MonitorProcess,
+                                                                         MonitorProcess]]:
+    """Monitor a active, b standing by, both judging the collector's polls; mail into the sink."""
+    inventory = subset_by_prefecture(full_inventory, ["47"], max_municipalities=2)
+    inventory_file = tmp_path / "inventory.yaml"
+    save_inventory(inventory, inventory_file)
+    routing = tmp_path / "routing.yml"
+    routing.write_text(yaml.safe_dump({
+        "receivers": {"noc-mail": {"type": "email", "to": ["noc@localhost"]}},
+        "route": {"receivers": ["noc-mail"], "group_by": ["subject", "kind"], "group_wait": "1s",
+                  "group_interval": "1h", "repeat_interval": "24h"}}))
+    store_url = postgres.create_database(f"test_failover_{uuid.uuid4().hex[:10]}")
+    async with MailSink(tmp_path / "mail") as sink, Collector(inventory, broker) as collector:
+        config = tmp_path / "jukimon.yaml"
+        config.write_text(yaml.safe_dump({
+            "notify": {"smtp": {"host": sink.host, "port": sink.port}, "retry_initial": 0.5},
+            "alerting": {"routing_file": str(routing)},
+            "lease": {"ttl": TTL, "margin": MARGIN},
+            "monitor": {"tick": 1.0}}))
+        a, b = (MonitorProcess(n, tmp_path, broker, store_url, config, inventory_file) for n in ("a", "b"))
+        try:
+            a.start()
+            await a.wait_for("monitor a: ACTIVE (epoch 1)", 90)
+            b.start()
+            await b.wait_for("monitor b: lease", 90)
+            await asyncio.sleep(3)  # both judging: every device answered at least twice
+            yield sink, collector, a, b
+        finally:
+            for monitor in (a, b):
+                if monitor.proc is not None and monitor.proc.poll() is None:
+                    monitor.proc.send_signal(signal.SIGCONT)
+                with contextlib.suppress(Exception):
+                    monitor.stop()
+
+
+async def fault_mailed_once(sink: MailSink, collector: Collector, device_id: str, mails: int) -> None:
+    """Silence the device; exactly one more mail (about it) arrives, and no other for a while."""
+    collector.silent.add(device_id)
+    await wait_mails(sink, mails, 30)
+    await asyncio.sleep(4)  # a second mail would have come by now (group_wait 1 s, tick 1 s)
+    assert sink.count == mails and mails_about(sink, device_id) == 1
+
+
+async def test_one_active_monitor_mails_and_the_standby_takes_over_when_it_is_killed(
+        tmp_path: Path, postgres: PrivatePostgres, broker: Mosquitto, full_inventory: Inventory) -> None:
+    async with two_monitors(tmp_path, postgres, broker, full_inventory) as (sink, collector, a, b):
+        await fault_mailed_once(sink, collector, BEFORE_KILL, 1)
+        assert a.count("notifications enqueued") == 1 and b.count("notifications enqueued") == 0
+        assert "ACTIVE" not in b.output()
+
+        assert a.proc is not None
+        a.proc.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        a.proc.wait(10)
+        collector.silent.add(AFTER_KILL)  # a fault while nobody is active
+        took_over = await b.wait_for("monitor b: ACTIVE (epoch 2)", TTL + TTL / 3 + 10)
+        takeover_s = took_over - killed
+        await wait_mails(sink, 2, 30)
+        await asyncio.sleep(4)
+        print(f"takeover {takeover_s:.2f}s after SIGKILL (ttl {TTL:g}s, margin {MARGIN:g}s)")
+        assert takeover_s < TTL + TTL / 3 + 2  # the lease expires ≤ ttl after the kill; b asks every ttl/3
+        assert sink.count == 2
+        assert mails_about(sink, AFTER_KILL) == 1 and mails_about(sink, BEFORE_KILL) == 1  # not told again
+        assert b.count("notifications enqueued") == 1
+        assert b.stop() == 0
+
+
+async def test_a_paused_active_wakes_up_as_standby_and_sends_nothing(
+        tmp_path: Path, postgres: PrivatePostgres, broker: Mosquitto, full_inventory: Inventory) -> None:
+    """The split-brain case: the active is frozen (SIGSTOP: a long GC, a VM pause), not dead. When it wakes up
+    after the standby has taken over, its fence is already down: it stands by without sending anything."""
+    async with two_monitors(tmp_path, postgres, broker, full_inventory) as (sink, collector, a, b):
+        await fault_mailed_once(sink, collector, BEFORE_KILL, 1)
+        assert a.proc is not None
+        a.proc.send_signal(signal.SIGSTOP)
+        paused = time.monotonic()
+        took_over = await b.wait_for("monitor b: ACTIVE (epoch 2)", TTL + TTL / 3 + 10)
+        print(f"takeover {took_over - paused:.2f}s after SIGSTOP")
+        await fault_mailed_once(sink, collector, AFTER_KILL, 2)
+
+        a.proc.send_signal(signal.SIGCONT)
+        await a.wait_for("monitor a: standby", 20)
+        await fault_mailed_once(sink, collector, "agency-03-server", 3)
+        assert a.count("notifications enqueued") == 1  # only the first fault, before the pause
+        assert b.count("notifications enqueued") == 2
+        assert "monitor b: standby" not in b.output()
+        assert mails_about(sink, BEFORE_KILL) == 1
+        assert a.stop() == 0 and b.stop() == 0
