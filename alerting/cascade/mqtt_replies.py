@@ -9,8 +9,10 @@ A receipt is a JSON message ``{"token": "<token from the report>", "by": "<name>
 on the organisation's ack topic. The token proves the report reached that
 organisation; a token for another organisation, a forged or expired one is
 rejected (each kind logged once per organisation). The subscription uses a
-persistent session (QoS 1), so receipts published while Jukimon is reconnecting
-are delivered when it is back. E-mail stays the channel of record: a report
+persistent session (MQTT v5, clean start off, a session expiry of ``SESSION_EXPIRY``
+seconds, QoS 1) under a fixed client id, so receipts published while Jukimon is
+reconnecting or restarting are delivered when it is back (with broker persistence
+on, across a broker restart too). E-mail stays the channel of record: a report
 that cannot be published because the broker is away is logged, not retried.
 
 Broker setting: Mosquitto holds at most ``max_queued_messages`` (1,000 by
@@ -32,6 +34,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import aiomqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from alerting.cascade.links import LinkError
 from alerting.cascade.model import Channel, Delivery
@@ -45,6 +49,14 @@ if TYPE_CHECKING:  # the sender builds this channel: no import cycle at run time
 log = logging.getLogger("alerting.cascade.mqtt")
 
 _PUBLISH_CHUNK = 500  # publishes awaiting PUBACK at once
+SESSION_EXPIRY = 7 * 24 * 3600  # s the broker keeps our subscription and queued receipts while we are away
+
+
+def _persistent_session() -> Properties:
+    """CONNECT properties asking the broker to keep the session ``SESSION_EXPIRY`` seconds after a disconnect."""
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = SESSION_EXPIRY
+    return properties
 
 
 def report_topic(prefix: str, org: str) -> str:
@@ -75,7 +87,7 @@ class MqttChannel:
     """Publishes reports and takes receipts over one MQTT connection, reconnecting with backoff."""
 
     def __init__(self, host: str, port: int, composer: MailComposer, *, prefix: str = "jukimon",
-                 client_id: str = "jukimon-cascade", backoff_max: float = 10.0,
+                 client_id: str = "jukimon-cascade", backoff_max: float = 2.0,
                  tls: ssl.SSLContext | None = None) -> None:
         self.host, self.port, self.prefix, self.client_id = host, port, prefix, client_id
         self.tls = tls  # monitor.mqtt_tls.MqttTls.client_context(): the broker's ACL gives "cascade" its topics
@@ -141,7 +153,9 @@ class MqttChannel:
     async def _run(self) -> None:
         backoff = 0.2
         while not self._stopping:
-            client = aiomqtt.Client(self.host, self.port, identifier=self.client_id, clean_session=False,
+            client = aiomqtt.Client(self.host, self.port, identifier=self.client_id,
+                                    protocol=aiomqtt.ProtocolVersion.V5, clean_start=False,
+                                    properties=_persistent_session(),
                                     max_inflight_messages=_PUBLISH_CHUNK, tls_context=self.tls,
                                     logger=logging.getLogger("alerting.cascade.mqtt.client"))
             client.pending_calls_threshold = 2 * _PUBLISH_CHUNK  # we publish in chunks on purpose: no warning

@@ -1,12 +1,16 @@
 """The MQTT receiver: the notification as JSON on one topic, QoS 1, for any subscriber (other sites, bots).
 
-Returns only once the broker acknowledged the message (PUBACK). The payload is
+Returns only once the broker acknowledged the message (PUBACK). A broker away for
+less than ``timeout`` seconds (a restart) is ridden out within the delivery, asking
+again every 2 s at most, so the message goes out within seconds of its return; a
+longer outage is the outbox's to retry. The payload is
 the whole notification (``codec.notification_dict``): a subscriber deduplicates
 on ``id`` across a redelivery.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 
@@ -27,6 +31,18 @@ class MqttReceiver:
         return f"MqttReceiver({self.host}:{self.port} {self.topic} qos={self.qos})"
 
     async def deliver(self, n: Notification) -> None:
+        loop = asyncio.get_running_loop()
+        deadline, backoff = loop.time() + self.timeout, 0.2
+        while True:
+            try:
+                return await self._publish_once(n)
+            except DeliveryError:
+                if loop.time() + backoff >= deadline:
+                    raise
+            await asyncio.sleep(backoff)
+            backoff = min(2 * backoff, 2.0)
+
+    async def _publish_once(self, n: Notification) -> None:
         payload = json.dumps(notification_dict(n), ensure_ascii=False).encode()
         try:
             async with aiomqtt.Client(self.host, self.port, timeout=self.timeout, tls_context=self.tls,

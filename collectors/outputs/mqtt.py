@@ -21,7 +21,8 @@ that subscribes later gets the latest state of every device at once.
 a bounded queue (oldest dropped first when full: for a live console the newest data matters most;
 the first drop and the recovery are logged once). A background task owns the connection
 (MQTT v5 via aiomqtt), publishes in queue order, and reconnects with jittered exponential backoff
-when the broker goes away; records queued meanwhile are sent after the reconnect. QoS 1 messages
+when the broker goes away (capped at 2 s: back within seconds of the broker); records queued
+meanwhile are sent after the reconnect. QoS 1 messages
 are pipelined (up to ``max_inflight`` awaiting PUBACK); those not acknowledged when the
 connection broke are re-queued in front, in order — at-least-once, as QoS 1 promises.
 A connection loss is noticed on the next publish, by paho, or within a second when idle.
@@ -85,7 +86,7 @@ class MqttPublisher:
     def __init__(self, host: str, port: int = 1883, *, client_id: str, topic_prefix: str = "jukimon",
                  tls: ssl.SSLContext | None = None, username: str | None = None, password: str | None = None,
                  max_queue: int = 100_000, max_inflight: int = 1000, keepalive: int = 30,
-                 ack_timeout: float = 10.0, backoff_initial: float = 0.2, backoff_max: float = 10.0) -> None:
+                 ack_timeout: float = 10.0, backoff_initial: float = 0.2, backoff_max: float = 2.0) -> None:
         if not topic_prefix or any(c in topic_prefix for c in "+#\0") or topic_prefix.startswith(("/", "$")):
             raise ValueError(f"bad topic prefix {topic_prefix!r}")
         self.host, self.port, self.client_id = host, port, client_id
