@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import random
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -53,12 +54,17 @@ class Membership:
     on_recheck: RecheckRequested
     settings: ShardSettings = field(default_factory=ShardSettings)
     prefix: str = "jukimon"
+    tls: ssl.SSLContext | None = None  # monitor.mqtt_tls: the broker's ACL gives collectors their topics
     started_at: float = field(default_factory=time.time)
     _seen: dict[str, _Seen] = field(default_factory=dict)
     _members: Members = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
     _client: Any = None
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        if not self.member_id or any(c in self.member_id for c in "/+#\0") or self.member_id.startswith("$"):
+            raise ValueError(f"collector id {self.member_id!r}: one MQTT topic level (no / + # NUL, not $…)")
 
     def topic(self, member_id: str) -> str:
         return f"{self.prefix}/collectors/{member_id}/alive"
@@ -99,7 +105,7 @@ class Membership:
             client = aiomqtt.Client(
                 self.host, self.port, identifier=f"jukimon-collector-{self.member_id}",
                 protocol=aiomqtt.ProtocolVersion.V5, keepalive=self.settings.keepalive, clean_start=True,
-                will=aiomqtt.Will(self.topic(self.member_id), b"", qos=1, retain=True),
+                will=aiomqtt.Will(self.topic(self.member_id), b"", qos=1, retain=True), tls_context=self.tls,
                 logger=logging.getLogger("collectors.shard.client"))
             try:
                 async with client:
