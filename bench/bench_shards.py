@@ -227,7 +227,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="555 devices every 5 s, short windows (≤ 2 min)")
     parser.add_argument("--processes", type=int, default=4, help="scale from 1 to this many (default 4)")
-    parser.add_argument("--seconds", type=float, help="measured seconds per step (default 60; quick 10)")
+    parser.add_argument("--seconds", type=float, help="measured seconds per step (default 60; quick 12)")
     parser.add_argument("--warmup", type=float, help="seconds before the first window (default 60; quick 10)")
     parser.add_argument("--settle", type=float, help="seconds after each later start (default 15; quick 6)")
     parser.add_argument("--interval", type=float, help="every device's poll interval (default 10; quick 5)")
