@@ -22,7 +22,8 @@ from ids.traffic.detectors.protocol import ArpSpoofDetector, TunnelDetector
 from ids.traffic.detectors.signature import SignatureDetector
 from ids.traffic.detectors.sink import AlertSink
 from ids.traffic.detectors.volume import VolumeDetector
-from ids.traffic.flows import FlowTable
+from ids.traffic.evidence import Evidence
+from ids.traffic.flows import Flow, FlowTable
 from ids.traffic.matrix import Matrix
 from ids.traffic.rules import Rule
 from monitor.inventory import Inventory
@@ -47,15 +48,20 @@ class Engine:
 
     def __init__(self, on_alert: Callable[[Alert], None], *, inventory: Inventory | None = None,
                  baseline: Baseline | None = None, rules: list[Rule] | None = None,
-                 config: IdsConfig = DEFAULT_CONFIG, monitor_sources: frozenset[str] = frozenset()):
+                 config: IdsConfig = DEFAULT_CONFIG, monitor_sources: frozenset[str] = frozenset(),
+                 evidence: Evidence | None = None):
+        """``evidence``: keep each flow's latest frames and freeze them with every alert (the live sensor does)."""
         self.stats = EngineStats()
+        self.evidence = evidence
+        self._current: tuple[float, bytes] | None = None  # the frame being judged, for evidence
         self._on_alert = on_alert
         sink = AlertSink(config.hold, self._deliver)
         self.matrix = MatrixDetector(Matrix(inventory, tls_ports=config.tls_ports, snmp_ports=config.snmp_ports,
                                             monitor_sources=monitor_sources), config, sink) if inventory else None
         flow_start = [ForbiddenProtocolDetector(config, sink), ScanDetector(config, sink),
                       BruteForceDetector(config, sink)]
-        self.flows = FlowTable(config.flows, on_end=BeaconDetector(config, sink).flow_end)
+        self._beacon = BeaconDetector(config, sink).flow_end
+        self.flows = FlowTable(config.flows, on_end=self._flow_ended if evidence is not None else self._beacon)
         if baseline is not None:
             flow_start.append(NewPeerDetector(baseline.peers, sink))
         self._flow_start = [d.flow_start for d in flow_start]
@@ -68,7 +74,14 @@ class Engine:
 
     def _deliver(self, alert: Alert) -> None:
         self.stats.alerts += 1
+        if self.evidence is not None:
+            self.evidence.alert(alert, self._current)
         self._on_alert(alert)
+
+    def _flow_ended(self, flow: Flow) -> None:
+        self._beacon(flow)  # may alert, with the flow's frames still at hand
+        assert self.evidence is not None
+        self.evidence.flow_ended(flow.id)
 
     def frame(self, ts: float, linktype: int, data: bytes) -> None:
         stats = self.stats
@@ -83,11 +96,16 @@ class Engine:
             stats.ignored += 1
             return
         stats.decoded += 1
+        evidence = self.evidence
+        if evidence is not None:
+            self._current = (ts, data)
         proto = pkt.proto
         if proto == ARP:
             self._arp(pkt)
             return
         flow, new, forward = self.flows.update(pkt)
+        if evidence is not None:
+            evidence.record(flow.id, ts, data)
         if proto == TCP or proto == UDP:
             if new and (proto == UDP or pkt.flags & 0x12 == SYN):
                 verdict = flow.verdict = self.matrix.judge(pkt, flow) if self.matrix is not None else None

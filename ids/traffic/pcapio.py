@@ -119,13 +119,21 @@ def wire_length(frame: bytes, linktype: int) -> int:
 
 def write_pcap(path: str | Path, records: Iterable[tuple[float, bytes]], linktype: int = LINKTYPE_ETHERNET) -> int:
     """Write frames to a classic microsecond pcap; returns the number written."""
+    with open(path, "wb") as stream:
+        return write_pcap_to(stream, records, linktype)
+
+
+def write_pcap_to(stream: BinaryIO, records: Iterable[tuple[float, bytes]], linktype: int = LINKTYPE_ETHERNET) -> int:
+    """Write a classic microsecond pcap to an open binary stream (a file, or ``io.BytesIO`` for a download).
+
+    Frames cut at a snap length keep their wire length (from the IPv4 header) as the original length.
+    """
     count = 0
     record = struct.Struct("<IIII")
-    with open(path, "wb") as stream:
-        stream.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype))
-        for ts, frame in records:
-            sec, usec = divmod(int(round(ts * 1e6)), 1_000_000)
-            stream.write(record.pack(sec, usec, len(frame), wire_length(frame, linktype)))
-            stream.write(frame)
-            count += 1
+    stream.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype))
+    for ts, frame in records:
+        sec, usec = divmod(int(round(ts * 1e6)), 1_000_000)
+        stream.write(record.pack(sec, usec, len(frame), wire_length(frame, linktype)))
+        stream.write(frame)
+        count += 1
     return count

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from ids.traffic.engine import Engine
+from ids.traffic.evidence import Evidence
 from ids.traffic.live import capture
 from monitor.logs import fields
 
@@ -28,6 +29,7 @@ class LiveSensor:
     def __init__(self, interface: str, on_alert: Callable[[Alert], None], **engine_options: Any):
         self.interface = interface
         self._on_alert = on_alert
+        engine_options.setdefault("evidence", Evidence())  # the console offers each alert's packets as a pcap
         self.engine = Engine(self._from_capture, **engine_options)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = threading.Event()
