@@ -71,6 +71,7 @@ from monitor.envelope import Event, EventType, Sample
 from monitor.inventory.model import Inventory
 from monitor.localservers import MOSQUITTO, VICTORIA_METRICS, Mosquitto, VictoriaMetrics
 from monitor.logs import fields
+from monitor.mqtt_tls import client_context
 from monitor.lifecycle import LifecycleChecker
 from monitor.maintenance import MaintenanceBook, MaintenanceWindow
 from monitor.schedule.window import OperatingCalendar
@@ -434,7 +435,7 @@ class MainJob:
             host, port, prefix = server.host, server.port, "jukimon"
         else:
             host, port, prefix = settings.host, settings.port, settings.topic_prefix
-        tls = settings.tls.client_context() if settings is not None and settings.tls is not None else None
+        tls = client_context(settings.tls if settings is not None else None)
         publisher = MqttPublisher(host, port, client_id=f"jukimon-collectors-{os.getpid()}", topic_prefix=prefix,
                                   tls=tls)
         await publisher.start()

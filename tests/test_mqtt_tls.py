@@ -18,6 +18,7 @@ from typing import AsyncIterator, Iterator
 import pytest
 
 from collectors.outputs.mqtt import MqttPublisher
+from collectors.shard.membership import Membership
 from monitor.envelope import Event, EventType, Origin, Severity, decode
 from monitor.mqtt_tls import MqttTls
 from monitor.pki import init, issue
@@ -181,3 +182,28 @@ async def test_publisher_over_tls_delivers_qos1_events_to_the_monitor(broker: Mo
             await asyncio.sleep(0.02)
     assert publisher.stats()["published"] == len(events) and publisher.stats()["failures"] == 0
     assert [decode(payload).message for _, payload in got] == [e.message for e in events]  # all, in order
+
+
+async def test_sharded_collectors_see_each_other_and_take_rechecks_over_tls(broker: Mosquitto, pki: Path) -> None:
+    """Heartbeats, Wills and re-check requests all pass the collectors' ACL; the console cannot forge a member."""
+    issue(pki, "collector-kobe", ["collector"])
+    broker.restart()
+    rechecks: list[str] = []
+    members = [Membership(broker.host, broker.port, name, lambda view: None, rechecks.append, tls=tls(pki, name))
+               for name in ("collector", "collector-kobe")]
+    for member in members:
+        await member.start(timeout=10)
+    try:
+        async with connected(broker, tls(pki, "console")) as console:
+            forged = b'{"id": "intruder", "alive": true, "weight": 1.0, "heartbeat": 2.0}'  # a valid heartbeat
+            await console.publish("jukimon/collectors/intruder/alive", forged, qos=1, retain=True)
+        async with connected(broker, tls(pki, "monitor")) as monitor:
+            await monitor.publish("jukimon/control/recheck", b'{"device": "muni-01-002-cs1"}', qos=1)
+        deadline = time.monotonic() + 10
+        while (len(rechecks) < 2 or any(len(m.members) < 2 for m in members)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert [sorted(m.members) for m in members] == [["collector", "collector-kobe"]] * 2
+        assert rechecks == ["muni-01-002-cs1"] * 2
+    finally:
+        for member in members:
+            await member.stop()

@@ -26,6 +26,7 @@ from monitor.config import Config
 from monitor.envelope import Event, Sample
 from monitor.inventory.model import Inventory
 from monitor.logs import fields
+from monitor.mqtt_tls import client_context
 
 log = logging.getLogger("collectors.shard")
 
@@ -53,8 +54,9 @@ class ShardedCollector:
         self.inventory, self.config, self.options = inventory, config, options
         self.device_ids = [d.id for d in inventory.polled_devices() if d.address is not None]
         host, port = options.broker
+        tls = client_context(config.outputs.mqtt.tls if config.outputs.mqtt else None)  # this collector's certificate
         self.publisher = MqttPublisher(host, port, client_id=f"jukimon-collector-{options.member_id}-data",
-                                       topic_prefix=options.prefix)
+                                       topic_prefix=options.prefix, tls=tls)
         self.tsdb: TsdbWriter | None = None
         snmp = config.collectors.snmp
         credentials = Credentials(snmp.version, community=snmp.community, user=snmp.user,
@@ -65,7 +67,7 @@ class ShardedCollector:
         self.service.set_assigned(())  # nothing until we know who else is there
         self.members: Members = {}
         self.membership = Membership(host, port, options.member_id, self._on_members, self._on_recheck,
-                                     config.collectors.shard, options.prefix)
+                                     config.collectors.shard, options.prefix, tls=tls)
 
     async def start(self) -> None:
         await self.publisher.start()
