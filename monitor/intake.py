@@ -11,6 +11,10 @@ lifecycle::
     <prefix>/+/+/+/event/#         an Event (QoS 1)
     <prefix>/+/+/+/state           a device's latest poll outcome, an Event (QoS 1, retained)
 
+Retained ``…/state`` messages are not asked for (retain handling 2): they repeat
+poll outcomes the monitor judged already, and at national scale a reconnect would
+replay thousands of them; live ones arrive as published.
+
 The subscription is MQTT v5 with a persistent session (``clean_start`` false,
 ``session_expiry`` seconds): the broker keeps the QoS-1 events published while
 the monitor is reconnecting — or restarting within that time under the same
@@ -37,6 +41,7 @@ from typing import Any, Callable, Protocol, Sequence
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from monitor.envelope import EnvelopeError, Event, Sample, decode
 from monitor.logs import fields
@@ -148,7 +153,7 @@ class BusIntake:
             try:
                 async with client:
                     for topic, qos in subscriptions(self.prefix):
-                        await client.subscribe(topic, qos=qos)
+                        await client.subscribe(topic, options=SubscribeOptions(qos=qos, retainHandling=2))
                     self.counts["connects"] += 1
                     self.connected.set()
                     if failing or self.counts["connects"] == 1:

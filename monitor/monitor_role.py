@@ -122,11 +122,24 @@ class MonitorRole(MainJob):
         follower = asyncio.get_running_loop().create_task(self._follow_lease(), name="lease-follower")
         self._stoppers.append(self._stand_by)
         self._stoppers.append(lambda: _cancel(follower))
+        status = asyncio.get_running_loop().create_task(self._report_status(), name="status")
+        self._stoppers.append(lambda: _cancel(status))
         print(f"monitor {self.name}: lease {self.lease_name!r} ttl {self.ttl:g}s"
               f"{' (SQLite: always active)' if lease.solo else ''}, intake mqtt://{settings.host}:{settings.port}/"
               f"{settings.topic_prefix}/#", flush=True)
         log.info("monitor running", extra=fields(name=self.name, devices=len(self.inventory.devices),
                                                  store=self._store.url))
+
+    async def _report_status(self) -> None:
+        """Every ``status_every`` seconds: active or standby, what came in from the bus, devices per state."""
+        assert self.lease is not None and self.intake is not None
+        while True:
+            await asyncio.sleep(self.status_every)
+            counts = self.intake.counts
+            log.info("status", extra=fields(role="active" if self.lease.active else "standby", epoch=self.lease.epoch,
+                                            bus_connected=self.intake.connected.is_set(), records=counts["records"],
+                                            malformed=counts["malformed"], rechecks=counts["rechecks"],
+                                            **self._state_counts()))
 
     async def _follow_lease(self) -> None:
         """Take over or stand by whenever the lease says so; a failed step is tried again a second later."""

@@ -64,8 +64,11 @@ async def test_polls_and_events_reach_every_sink_and_bad_payloads_are_counted_on
 
     intake = BusIntake(broker.host, broker.port, [first, broken, second], client_id="test-monitor")
     publisher = MqttPublisher(broker.host, broker.port, client_id="test-collector")
-    await intake.start()
     await publisher.start()
+    # Retained before the monitor subscribes: an old poll outcome, not replayed to it.
+    publisher.publish(Event(EventType.POLL, time.time() - 60, "collector.snmp", CS1, body={"reachable": True}))
+    assert await publisher.drain(10)
+    await intake.start()
     try:
         await asyncio.wait_for(intake.connected.wait(), 10)
         ts = time.time()
@@ -85,6 +88,7 @@ async def test_polls_and_events_reach_every_sink_and_bad_payloads_are_counted_on
     kinds = sorted((type(r).__name__, getattr(r, "measurement", None) or str(getattr(r, "event_type", "")))
                    for r in first.records)
     assert kinds == [("Event", "poll"), ("Event", "trap"), ("Sample", "interface"), ("Sample", "poll")]
+    assert [r.origin for r in first.records if isinstance(r, Event) and r.event_type is EventType.POLL] == [FW]
     assert next(r for r in first.records if isinstance(r, Sample) and r.measurement == "poll").origin == CS1
     assert intake.counts["malformed"] == 4 and len(intake.malformed) == 2
     warnings = [r for r in caplog.records if r.getMessage() == "malformed message from the bus skipped"]
