@@ -35,6 +35,7 @@ import asyncio
 import json
 import logging
 import random
+import ssl
 from collections import Counter
 from typing import Any, Callable, Protocol, Sequence
 
@@ -82,9 +83,11 @@ class BusIntake:
     """Subscribe, decode, feed the sinks; reconnect with jittered backoff until stopped."""
 
     def __init__(self, host: str, port: int, sinks: Sequence[Sink], *, client_id: str, prefix: str = "jukimon",
-                 publisher: MessagePublisher | None = None, session_expiry: int = 3600,
-                 backoff_initial: float = 0.2, backoff_max: float = 10.0, keepalive: int = 15) -> None:
+                 publisher: MessagePublisher | None = None, tls: ssl.SSLContext | None = None,
+                 session_expiry: int = 3600, backoff_initial: float = 0.2, backoff_max: float = 10.0,
+                 keepalive: int = 15) -> None:
         self.host, self.port, self.client_id, self.prefix = host, port, client_id, prefix.rstrip("/")
+        self.tls = tls  # monitor.mqtt_tls.client_context(): the monitor's certificate (read jukimon/#)
         self.sinks = list(sinks)
         self.publisher = publisher
         self.session_expiry = session_expiry
@@ -149,7 +152,8 @@ class BusIntake:
             properties.SessionExpiryInterval = self.session_expiry
             client = aiomqtt.Client(self.host, self.port, identifier=self.client_id,
                                     protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=properties,
-                                    keepalive=self.keepalive, logger=logging.getLogger("monitor.intake.client"))
+                                    keepalive=self.keepalive, tls_context=self.tls,
+                                    logger=logging.getLogger("monitor.intake.client"))
             try:
                 async with client:
                     for topic, qos in subscriptions(self.prefix):

@@ -46,9 +46,9 @@ def _run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     outputs = config.outputs
-    if args.broker is not None:
-        prefix = outputs.mqtt.topic_prefix if outputs.mqtt else MqttSettings().topic_prefix
-        outputs = replace(outputs, mqtt=MqttSettings(args.broker[0], args.broker[1], prefix))
+    if args.broker is not None:  # the configuration's prefix and TLS files stay
+        outputs = replace(outputs, mqtt=replace(outputs.mqtt or MqttSettings(), host=args.broker[0],
+                                                port=args.broker[1]))
     if outputs.mqtt is None:
         raise SystemExit("monitor run: name the collectors' broker with --broker HOST:PORT or outputs.mqtt")
     config = replace(config, outputs=outputs)

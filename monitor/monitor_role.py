@@ -44,6 +44,7 @@ from monitor.lease import Lease
 from monitor.lifecycle import LifecycleChecker
 from monitor.logs import fields
 from monitor.mainjob import MainJob, _cancel
+from monitor.mqtt_tls import client_context
 from monitor.state.bus import StateBus
 from monitor.state.engine import Changes, StateEngine
 from monitor.state.model import ConditionStatus
@@ -108,7 +109,8 @@ class MonitorRole(MainJob):
         bus = StateBus(mqtt)
         self.engine.listeners.append(lambda changes: bus(changes) if lease.active else None)
         self.intake = BusIntake(settings.host, settings.port, [self._to_history, self.engine.sink, self._to_lifecycle],
-                                client_id=f"jukimon-monitor-{self.name}", prefix=settings.topic_prefix, publisher=mqtt)
+                                client_id=f"jukimon-monitor-{self.name}", prefix=settings.topic_prefix, publisher=mqtt,
+                                tls=client_context(settings.tls))
         self.engine.recheck = self.intake.recheck
         await self.engine.start()
         self._stoppers.append(self.engine.stop)

@@ -14,7 +14,9 @@ import pytest
 from collectors.outputs.mqtt import MqttPublisher
 from monitor.envelope import EnvelopeError, Event, EventType, Origin, Sample, Severity
 from monitor.intake import BusIntake, parse
-from tests.servers import Mosquitto, mosquitto_server
+from monitor.mqtt_tls import MqttTls, client_context
+from monitor.pki import init
+from tests.servers import MOSQUITTO, Mosquitto, mosquitto_server, require
 from tests.test_outputs_mqtt import CS1, FW, wait_for
 
 aiomqtt = pytest.importorskip("aiomqtt")
@@ -146,3 +148,48 @@ async def test_reconnects_after_a_broker_restart_and_asks_collectors_to_recheck(
         await intake.stop()
         await publisher.stop()
     assert seen.records[0].event_type is EventType.TRAP
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, Path]]:
+    """Mosquitto with the shipped TLS configuration and ACL, and the `jukimon pki init` directory."""
+    require(MOSQUITTO, "mosquitto")
+    pki = tmp_path / "pki"
+    init(pki)
+    server = Mosquitto(tmp_path / "mosquitto-tls", tls_pki=pki)
+    server.start()
+    try:
+        yield server, pki
+    finally:
+        server.stop()
+
+
+async def test_over_tls_the_monitor_certificate_reads_the_collectors_and_sends_rechecks(
+        tls_broker: tuple[Mosquitto, Path]) -> None:
+    broker, pki = tls_broker
+    monitor_tls, collector_tls = (MqttTls(pki / "ca.crt", pki / f"{name}.crt", pki / f"{name}.key")
+                                  for name in ("monitor", "collector"))
+    seen = Recorder()
+    out = MqttPublisher(broker.host, broker.port, client_id="test-monitor-out", tls=client_context(monitor_tls))
+    intake = BusIntake(broker.host, broker.port, [seen], client_id="test-monitor", publisher=out,
+                       tls=client_context(monitor_tls))
+    collector = MqttPublisher(broker.host, broker.port, client_id="test-collector", tls=client_context(collector_tls))
+    national = Origin(device="national-fw", site="national", tier="national", role="fw")
+    for client in (out, intake, collector):
+        await client.start()
+    try:
+        await asyncio.wait_for(intake.connected.wait(), 10)
+        async with aiomqtt.Client(broker.host, broker.port, identifier="test-collector-control",
+                                  tls_context=client_context(collector_tls),
+                                  protocol=aiomqtt.ProtocolVersion.V5) as control:
+            await control.subscribe("jukimon/control/recheck", qos=1)
+            collector.publish_poll(poll_samples(national, False, time.time()))
+            collector.publish(trap(national, time.time()))
+            await wait_for(lambda: len(seen.records) == 3, what="the collector's poll and trap")
+            intake.recheck("national-fw")
+            message = await asyncio.wait_for(anext(control.messages), 10)
+            assert json.loads(message.payload) == {"device": "national-fw"}
+    finally:
+        for client in (collector, intake, out):
+            await client.stop()
+    assert {r.origin.device for r in seen.records} == {"national-fw"} and intake.counts["malformed"] == 0
