@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import ssl
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import AsyncIterator, Iterator
 
 import pytest
 
+from alerting.model import Notification
+from alerting.notify.mqtt import MqttReceiver
 from collectors.outputs.mqtt import MqttPublisher
 from collectors.shard.membership import Membership
 from monitor.envelope import Event, EventType, Origin, Severity, decode
@@ -207,3 +210,15 @@ async def test_sharded_collectors_see_each_other_and_take_rechecks_over_tls(brok
     finally:
         for member in members:
             await member.stop()
+
+
+async def test_notifications_reach_jukimon_alarms_only_from_the_monitors_certificate(broker: Mosquitto,
+                                                                                      pki: Path) -> None:
+    note = Notification("device_down:muni-01-002-cs1|noc|0|1", "noc", "device_down:muni-01-002-cs1",
+                        ("device_down:muni-01-002-cs1",), "【障害】小樽市 CS1", "本文", 1_700_000_000.0)
+    async with received(broker, tls(pki, "console"), "jukimon/alarms") as got:
+        await MqttReceiver(broker.host, broker.port, "jukimon/alarms", tls=tls(pki, "collector")).deliver(note)
+        await MqttReceiver(broker.host, broker.port, "jukimon/alarms", tls=tls(pki, "monitor")).deliver(note)
+        await until(got, "jukimon/alarms")
+        await asyncio.sleep(0.2)  # room for a second copy, if the collector's had been let through
+    assert len(got) == 1 and json.loads(got[0][1])["id"] == note.id
