@@ -36,7 +36,7 @@ from alerting.alarms import severity_rank
 from alerting.model import SEVERITY_ORDER
 from alerting.silences import InhibitRule, Matcher, MatcherError, match_all, parse_matcher
 from monitor.configerror import ConfigError
-from monitor.yaml_nodes import describe_node
+from monitor.yaml_nodes import SAFE_LOADER, describe_node
 
 RECEIVER_TYPES = {"email": ("to",), "webhook": ("url",), "mqtt": ("topic",), "console": ()}
 _ROUTE_KEYS = ("name", "matchers", "min_severity", "receivers", "escalation", "group_by", "group_wait",
@@ -165,16 +165,22 @@ def load_routing(path: str | Path) -> RoutingConfig:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise RoutingError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise RoutingError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     return parse_routing(text, str(path))
 
 
 def parse_routing(text: str, source: str = "<string>") -> RoutingConfig:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=SAFE_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark is not None else ""
         raise RoutingError(f"{source}{line}: not valid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:  # a character YAML does not allow (ReaderError has no mark)
+        raise RoutingError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise RoutingError(f"{source}: not valid YAML: nested too deeply") from None
     if root is None:
         raise RoutingError(f"{source}: empty: expected a mapping with keys receivers, route")
     return _Parser(source).config(root)

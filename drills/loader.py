@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, TypeVar
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from monitor.yaml_nodes import describe_node
+from monitor.yaml_nodes import SAFE_LOADER, describe_node
 from drills.scenario import (ClearInject, Delay, Distribution, Expectation, ExpectationKind, FaultInject,
                              IdsEventInject, Inject, MessageInject, Mode, Participant, ReportInject, Role, Scenario,
                              Scoring, Window, check_template)
@@ -60,18 +60,24 @@ def load_scenario(path: Path | str) -> Scenario:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError([ScenarioProblem(str(path), 0, "file", f"cannot read ({exc.strerror})")]) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError([ScenarioProblem(str(path), 0, "file", f"not UTF-8 text (byte {exc.start})")]) from None
     return parse_scenario(text, str(path), name=path.stem, path=path)
 
 
 def parse_scenario(text: str, source: str = "<string>", *, name: str = "scenario",
                    path: Path | None = None) -> Scenario:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=SAFE_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = ScenarioProblem(source, mark.line + 1 if mark else 0, "file",
                                   f"not valid YAML: {exc.problem or exc.context}")
         raise ScenarioError([problem]) from None
+    except yaml.YAMLError as exc:  # a character YAML does not allow (ReaderError has no mark)
+        raise ScenarioError([ScenarioProblem(source, 0, "file", f"not valid YAML: {str(exc).splitlines()[0]}")]) from None
+    except RecursionError:
+        raise ScenarioError([ScenarioProblem(source, 0, "file", "not valid YAML: nested too deeply")]) from None
     reader = _Reader(source)
     if root is None:
         reader.problems.append(ScenarioProblem(source, 1, "file", "empty: expected a mapping with title, window, "
