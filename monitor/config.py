@@ -38,6 +38,7 @@ from monitor.lifecycle import LifecycleSettings
 from monitor.mqtt_tls import MqttTls
 from monitor.schedule.window import WindowSettings
 from monitor.state.settings import MonitorSettings
+from monitor.yaml_nodes import SAFE_LOADER
 
 
 @dataclass(frozen=True)
@@ -282,10 +283,12 @@ def load_config(path: Path | None) -> Config:
     if path is None:
         return Config().check()
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except (yaml.YAMLError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}:{where} not valid YAML") from None
