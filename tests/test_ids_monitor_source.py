@@ -111,3 +111,11 @@ def test_polling_every_device_from_the_monitor_is_no_scan_or_flood(small_invento
     assert _alerts(small_inventory, rounds) == []  # > 500 answers a second to the monitor: no flood either
     assert _alerts(small_inventory, _polling("127.0.0.1", targets, 100.0), monitor_sources=frozenset({"127.0.0.1"})) == []
     assert _alerts(small_inventory, _polling("127.0.0.1", targets, 100.0)) == ["scan"]  # unknown: a scan
+
+
+def test_the_monitoring_hosts_own_plumbing_is_not_judged(small_inventory):
+    """127.0.0.1 ↔ 127.0.0.1 (store, broker, TSDB, a browser on the console) is the host's, not the network's."""
+    console = [(100.0 + k / 100, tcp("127.0.0.1", 40000 + k, "127.0.0.1", 8080, 0x02)) for k in range(30)]
+    probes = [(100.0 + k / 100, tcp("127.0.0.1", 50000, "127.0.0.1", 20000 + k, 0x02)) for k in range(30)]
+    assert _alerts(small_inventory, console + probes) == ["brute_force", "scan"]  # as anyone's, they would be
+    assert _alerts(small_inventory, console + probes, monitor_sources=frozenset({"127.0.0.1"})) == []

@@ -39,7 +39,7 @@ class EngineStats:
     packets: int = 0
     decoded: int = 0
     malformed: int = 0
-    ignored: int = 0  # frames of protocols the IDS does not judge (IPv6, LLDP, …)
+    ignored: int = 0  # frames the IDS does not judge: other protocols (IPv6, LLDP, …), the monitor host's own plumbing
     alerts: int = 0
 
 
@@ -50,8 +50,11 @@ class Engine:
                  baseline: Baseline | None = None, rules: list[Rule] | None = None,
                  config: IdsConfig = DEFAULT_CONFIG, monitor_sources: frozenset[str] = frozenset(),
                  evidence: Evidence | None = None):
-        """``evidence``: keep each flow's latest frames and freeze them with every alert (the live sensor does)."""
+        """``monitor_sources``: the monitoring host's own addresses (``Matrix``); traffic between two of them is
+        its plumbing (store, broker, TSDB, console), not the network's, and is not judged.
+        ``evidence``: keep each flow's latest frames and freeze them with every alert (the live sensor does)."""
         self.stats = EngineStats()
+        self._own = monitor_sources
         self.evidence = evidence
         self._current: tuple[float, bytes] | None = None  # the frame being judged, for evidence
         self._on_alert = on_alert
@@ -92,7 +95,7 @@ class Engine:
             stats.malformed += 1
             log.debug("malformed frame skipped", extra=fields(ts=ts, reason=str(exc)))
             return
-        if pkt is None:
+        if pkt is None or (self._own and pkt.src in self._own and pkt.dst in self._own):
             stats.ignored += 1
             return
         stats.decoded += 1
