@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -35,7 +36,9 @@ from monitor.lease import Lease
 from monitor.state.engine import Changes
 from monitor.state.model import Condition, ConditionKind
 from monitor.store import PrivatePostgres, Store
-from tests.servers import Mosquitto, mosquitto_server
+from simnet.network import SimNetwork, SimnetConfig
+from tests.servers import Mosquitto, free_port, free_udp_port, mosquitto_server
+from tests.test_outputs_mqtt import Listener
 
 ROOT = Path(__file__).resolve().parent.parent
 TTL, MARGIN = 6.0, 1.5
@@ -350,3 +353,62 @@ async def test_a_paused_active_wakes_up_as_standby_and_sends_nothing(
         assert "monitor b: standby" not in b.output()
         assert mails_about(sink, BEFORE_KILL) == 1
         assert a.stop() == 0 and b.stop() == 0
+
+
+async def test_the_monitor_alone_judges_a_real_collector_process_and_mails_a_device_switched_off(
+        tmp_path: Path, broker: Mosquitto, full_inventory: Inventory) -> None:
+    """The whole distributed chain on loopback: simulated devices ← `jukimon collector run` → broker →
+    `jukimon monitor run` (SQLite store: a single monitor, always active) → mail. The monitor's parent
+    re-checks go back to the collector over the bus."""
+    inventory = subset_by_prefecture(full_inventory, ["47"], max_municipalities=2)
+    network = SimNetwork(inventory, SimnetConfig(snmp_port=free_udp_port(), tls_port=free_port(), tls=False,
+                                                 state_dir=tmp_path / "simnet"))
+    await network.start()
+    save_inventory(inventory, tmp_path / "inventory.yaml")
+    routing = tmp_path / "routing.yml"
+    routing.write_text(yaml.safe_dump({
+        "receivers": {"noc-mail": {"type": "email", "to": ["noc@localhost"]}},
+        "route": {"receivers": ["noc-mail"], "group_by": ["subject", "kind"], "group_wait": "1s",
+                  "group_interval": "1h", "repeat_interval": "24h"}}))
+    collector_log = tmp_path / "collector.log"
+    try:
+        async with MailSink(tmp_path / "mail") as sink:
+            config = tmp_path / "jukimon.yaml"
+            config.write_text(yaml.safe_dump({
+                "collectors": {"intervals": {}, "default_interval": 2.0, "tls_interval": 600, "timeout": 1.0},
+                "notify": {"smtp": {"host": sink.host, "port": sink.port}},
+                "alerting": {"routing_file": str(routing)}, "monitor": {"tick": 1.0}}))
+            monitor = MonitorProcess("solo", tmp_path, broker, f"sqlite+aiosqlite:///{tmp_path}/jukimon.db", config,
+                                     tmp_path / "inventory.yaml")
+            with collector_log.open("wb") as out:
+                collector = subprocess.Popen(
+                    [sys.executable, "-m", "monitor.cli", "collector", "run", "--broker", f"{broker.host}:{broker.port}",
+                     "--id", "c1", "--inventory", str(tmp_path / "inventory.yaml"), "--config", str(config),
+                     "--snmp-port", str(network.config.snmp_port), "--tls-port", str(network.config.tls_port)],
+                    cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                monitor.start()
+                await monitor.wait_for("monitor solo: ACTIVE", 90)
+                await asyncio.sleep(6)  # every device polled a few times: all up
+                assert sink.count == 0
+                async with Listener(broker, "jukimon/control/recheck") as rechecks:
+                    network.inject("device_down", BEFORE_KILL)
+                    began = time.monotonic()
+                    await wait_mails(sink, 1, 40)
+                    print(f"device switched off → mail {time.monotonic() - began:.1f}s (polls every 2 s)")
+                    await asyncio.sleep(3)
+                assert sink.count == 1 and mails_about(sink, BEFORE_KILL) == 1
+                parent = inventory.devices[BEFORE_KILL].parents[0]  # asked again before the server is blamed
+                assert {"device": parent} in [json.loads(m.payload) for m in rechecks.messages]
+                assert monitor.stop() == 0
+            finally:
+                monitor.stop()
+                if collector.poll() is None:
+                    collector.send_signal(signal.SIGTERM)
+                    try:
+                        collector.wait(20)
+                    except subprocess.TimeoutExpired:
+                        collector.kill()
+                        collector.wait()
+    finally:
+        await network.stop()
