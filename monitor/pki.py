@@ -138,7 +138,7 @@ def issue(directory: Path, name: str, roles: Iterable[str], *, server_hosts: Seq
         raise PkiError(f"unknown role {unknown[0]!r} (roles: {', '.join(ROLE_ACL)})")
     if not roles and not server_hosts:
         raise PkiError("a client certificate needs at least one role")
-    if name in ("ca", BROKER) and not server_hosts:
+    if name == "ca" or (name == BROKER and not server_hosts):
         raise PkiError(f"{name!r} is reserved for the CA and the broker")
     ca_key, ca_cert = load_ca(directory)
     now = now or dt.datetime.now(dt.timezone.utc)

@@ -87,6 +87,7 @@ def test_issue_a_certificate_for_a_process_with_several_roles(pki: Path, capsys:
     ("x", ["root"], "unknown role"),
     ("x", [], "at least one role"),
     ("broker", ["collector"], "reserved"),
+    ("ca", ["collector"], "reserved"),
 ])
 def test_issue_refuses_bad_names_and_roles(pki: Path, name: str, roles: list[str], message: str) -> None:
     with pytest.raises(PkiError, match=message):
