@@ -1,6 +1,6 @@
 """The monitor's intake from the bus: collectors' samples and events in, the same sinks as in one process.
 
-When collectors run as their own processes (``jukimon collectors run``), the
+When collectors run as their own processes (``jukimon collector run``), the
 monitor no longer calls them: it subscribes to what they publish
 (collectors/outputs/mqtt.py) and hands every record to the sinks the
 in-process ``CollectorService`` feeds — history, ``StateEngine.sink``,

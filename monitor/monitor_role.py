@@ -6,7 +6,7 @@
                                                               ▼
                                    alerting ──► durable outbox ──► mail, MQTT, webhooks, console inbox
 
-No simulation, no collectors: those run elsewhere (``jukimon collectors run``) and
+No simulation, no collectors: those run elsewhere (``jukimon collector run``) and
 publish; the engine's rechecks go back to them on ``<prefix>/control/recheck``.
 
 Every monitor judges from the bus — a *warm* standby: its states and conditions are

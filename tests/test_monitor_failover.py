@@ -147,6 +147,34 @@ async def test_the_outbox_holds_deliveries_while_the_fence_is_down_and_sends_eac
     assert [n.id for n in reversed(inbox.recent())] == ["g|console|0|0", "g|console|0|1", "g|console|0|2"]
 
 
+async def test_the_new_active_outbox_sends_what_the_old_one_left_pending_once(postgres: PrivatePostgres) -> None:
+    """The old active enqueued and died before delivering; the new one resumes the rows, and the alerting
+    service replaying the same dispatch (same deterministic id) adds nothing."""
+    store = await open_store(postgres)
+    old_inbox, new_inbox = ConsoleReceiver(), ConsoleReceiver()
+    try:
+        old = DurableOutbox(store, {"console": old_inbox}, tick=0.05, fence=lambda: False)  # lost its lease
+        await old.start()
+        ids = [f"g|console|0|{i}" for i in range(3)]
+        for id_ in ids:
+            await old.enqueue(Notification(id_, "console", "g", ("fp",), "s", "b", time.time()))
+        new = DurableOutbox(store, {"console": new_inbox}, tick=0.05, fence=lambda: True)
+        await new.start()
+        try:
+            await new.enqueue(Notification(ids[0], "console", "g", ("fp",), "s", "b", time.time()))  # replayed
+            deadline = time.monotonic() + 10
+            while len(new_inbox.recent()) < 3 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)
+        finally:
+            await new.stop()
+            await old.stop()
+        assert [n.id for n in reversed(new_inbox.recent())] == ids and old_inbox.recent() == []
+        assert {e.status.value for e in await new.entries()} == {"sent"}
+    finally:
+        await store.close()
+
+
 async def test_alerting_neither_ticks_nor_saves_while_the_fence_is_down(small_inventory: Inventory) -> None:
     sent: list[Notification] = []
 
