@@ -140,9 +140,10 @@ def _run_collector(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     mqtt = config.outputs.mqtt or MqttSettings()
-    options = ShardOptions(broker=args.broker or (mqtt.host, mqtt.port), member_id=args.member_id or default_member_id(),
-                           prefix=mqtt.topic_prefix, snmp_port=args.snmp_port, tls_port=args.tls_port,
-                           tsdb_url=args.tsdb, spool_dir=config.outputs.spool_dir)
+    options = ShardOptions(broker=args.broker or (mqtt.host, mqtt.port),
+                           member_id=args.member_id or default_member_id(), prefix=mqtt.topic_prefix,
+                           snmp_port=args.snmp_port, tls_port=args.tls_port, tsdb_url=args.tsdb,
+                           spool_dir=config.outputs.spool_dir)
     inventory = load_inventory(args.inventory) if args.inventory else default_inventory()
     print(f"collector {options.member_id}: {sum(1 for _ in inventory.polled_devices())} devices in the inventory, "
           f"broker {options.broker[0]}:{options.broker[1]}", flush=True)

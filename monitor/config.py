@@ -73,9 +73,9 @@ DEFAULT_INTERVALS = {
 class ShardSettings:
     """Sharded collector processes (``jukimon collector run``): membership over MQTT, see collectors/shard/.
 
-    Defaults fit the 10 s router/firewall cadence: a SIGKILLed collector is announced by the broker
-    within 1.5 × keepalive (6 s), a hung one expires after expire_after × heartbeat (6 s), so its
-    devices are polled by the others within 2 intervals.
+    Defaults fit the 10 s router/firewall cadence: a collector whose process dies is announced by the
+    broker at once (its Will), one whose host or link dies after 1.5 × keepalive (6 s), a hung one
+    expires after expire_after × heartbeat (6 s), so its devices are polled by the others within 2 intervals.
     """
 
     heartbeat: float = 2.0  # seconds between a collector's retained "alive" messages

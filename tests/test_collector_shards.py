@@ -31,7 +31,7 @@ from monitor.inventory import save_inventory
 from monitor.inventory.model import Inventory
 from monitor.inventory.subset import subset_by_prefecture
 from simnet.network import SimNetwork, SimnetConfig
-from tests.servers import Mosquitto, free_port, free_udp_port, mosquitto_server
+from tests.servers import Mosquitto, free_port, free_udp_port, mosquitto_server, victoria_metrics_server
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +105,7 @@ async def listen(broker: Mosquitto, polls: Polls, ready: asyncio.Event) -> None:
 class Collector:
     """``jukimon collector run`` as a child process, its JSON log in a file."""
 
-    def __init__(self, member_id: str, broker: Mosquitto, net: SimNetwork, files: Path) -> None:
+    def __init__(self, member_id: str, broker: Mosquitto, net: SimNetwork, files: Path, *extra: str) -> None:
         self.member_id = member_id
         self.log = files / f"{member_id}.log"
         with self.log.open("wb") as out:
@@ -113,7 +113,7 @@ class Collector:
                 [sys.executable, "-m", "monitor.cli", "--log-json", "collector", "run",
                  "--broker", f"{broker.host}:{broker.port}", "--id", member_id,
                  "--inventory", str(files / "inventory.yaml"), "--config", str(files / "config.yaml"),
-                 "--snmp-port", str(net.config.snmp_port), "--tls-port", str(net.config.tls_port)],
+                 "--snmp-port", str(net.config.snmp_port), "--tls-port", str(net.config.tls_port), *extra],
                 cwd=files, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
     def logged(self, message: str) -> list[dict]:
@@ -179,7 +179,7 @@ async def test_killed_collector_is_taken_over_and_a_new_one_gets_a_share(
         collectors["c2"].proc.wait(10)
         await asyncio.sleep(4 * INTERVAL)
         noticed = min(e["ts"] for e in collectors["c1"].logged("collectors changed") if e["left"] == "c2")
-        print(f"kill: c1 noticed after {noticed - killed_wall:.2f} s (the kernel closed its connection: the broker sent its Will)")
+        print(f"kill: c1 noticed after {noticed - killed_wall:.2f} s (its socket closed: the broker sent its Will)")
         assert noticed - killed_wall < INTERVAL
         gaps = {d: polls.max_gap(d, killed_at, time.monotonic()) for d in devices}
         worst = max(gaps, key=gaps.__getitem__)
@@ -265,3 +265,19 @@ async def test_a_member_that_stops_heartbeating_but_stays_connected_expires(brok
             await membership.stop()
             await hung.publish("expiry/collectors/hung/alive", b"", qos=1, retain=True)
     assert changes[0] == {"watcher": 1.0, "hung": 1.0} and {"watcher": 1.0} in changes
+
+
+async def test_with_tsdb_samples_also_reach_the_tsdb(inventory: Inventory, broker: Mosquitto, net: SimNetwork,
+                                                     tmp_path: Path) -> None:
+    save_inventory(inventory, tmp_path / "inventory.yaml")
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    devices = {d.id for d in inventory.polled_devices() if d.address is not None}
+    with victoria_metrics_server(tmp_path) as tsdb:
+        collector = Collector("alone", broker, net, tmp_path, "--tsdb", tsdb.url)
+        try:
+            await wait_for(lambda: collector.share() == len(devices), 30, "all devices")
+            await asyncio.sleep(INTERVAL + 2)
+        finally:
+            assert collector.stop() == 0  # SIGTERM: flushes the TSDB writer, exits 0
+        polled = {dict(labels)["device"] for (_, labels) in tsdb.points('{__name__="poll_duration_ms"}')}
+    assert polled == devices

@@ -22,7 +22,7 @@ from collectors.shard.assignment import owner, share
 from collectors.shard.membership import Members, Membership
 from collectors.snmp.client import Credentials
 from collectors.snmp.udp_client import SnmpUdpClient
-from monitor.config import Config
+from monitor.config import Config, InfluxSettings
 from monitor.envelope import Event, Sample
 from monitor.inventory.model import Inventory
 from monitor.logs import fields
@@ -72,9 +72,8 @@ class ShardedCollector:
     async def start(self) -> None:
         await self.publisher.start()
         if self.options.tsdb_url:
-            influx = self.config.outputs.influx  # org, bucket and token as configured, if configured
-            self.tsdb = TsdbWriter(self.options.tsdb_url, token=influx.token if influx else "",
-                                   org=influx.org if influx else "jukimon", bucket=influx.bucket if influx else "jukimon",
+            influx = self.config.outputs.influx or InfluxSettings()  # org, bucket and token as configured
+            self.tsdb = TsdbWriter(self.options.tsdb_url, token=influx.token, org=influx.org, bucket=influx.bucket,
                                    spool_dir=self.options.spool_dir / "tsdb")
             await self.tsdb.start()
         self.service.start()
