@@ -222,3 +222,21 @@ async def test_notifications_reach_jukimon_alarms_only_from_the_monitors_certifi
         await until(got, "jukimon/alarms")
         await asyncio.sleep(0.2)  # room for a second copy, if the collector's had been let through
     assert len(got) == 1 and json.loads(got[0][1])["id"] == note.id
+
+
+async def test_publisher_counts_and_logs_once_what_the_broker_refuses(broker: Mosquitto, pki: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A certificate without the rights: the broker PUBACKs "Not authorized" — counted, said once, not silent."""
+    publisher = MqttPublisher(broker.host, broker.port, client_id="tls-console", tls=tls(pki, "console"))
+    await publisher.start()
+    try:
+        for i in range(20):
+            publisher.publish(Event(EventType.SYSLOG, 1_700_000_000.0 + i, "collector.syslog", FW,
+                                    Severity.WARNING, f"deny {i}"))
+        assert await publisher.drain(20), publisher.stats()
+    finally:
+        await publisher.stop()
+    assert publisher.stats()["refused"] == 20
+    refusals = [r for r in caplog.records if "refused a message" in r.getMessage()]
+    assert len(refusals) == 1
+    assert refusals[0].fields["topic"] == f"{SITE}/muni-01-002-fw/event/syslog"  # type: ignore[attr-defined]

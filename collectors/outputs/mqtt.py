@@ -107,7 +107,7 @@ class MqttPublisher:
         self._failing = False
         self._dropping = False
         self._logged_reasons: set[str] = set()
-        self._counts = dict(published=0, dropped=0, rejected=0, connects=0, failures=0, requeued=0)
+        self._counts = dict(published=0, dropped=0, rejected=0, refused=0, connects=0, failures=0, requeued=0)
         self.last_error = ""
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -158,6 +158,16 @@ class MqttPublisher:
     def publish_message(self, subtopic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         """Queue any message under the prefix (the monitor's states and conditions use this)."""
         self._enqueue(f"{self.topic_prefix}/{subtopic}", payload, qos, retain)
+
+    def _refused(self, mid: int, reason: str) -> None:
+        """The broker acknowledged a QoS 1 message with a failure code (its ACL: "Not authorized"): dropped there."""
+        self._counts["refused"] += 1
+        topic = next((item[0] for info, item, _ in self._inflight if info.mid == mid), "?")
+        key = f"refused {reason}"
+        if key not in self._logged_reasons and len(self._logged_reasons) < 1000:  # once per reason
+            self._logged_reasons.add(key)
+            log.warning("mqtt broker refused a message (check this certificate's roles and the broker's ACL)",
+                        extra=log_fields(broker=f"{self.host}:{self.port}", topic=topic, reason=reason))
 
     def _reject(self, exc: Exception) -> None:
         self._counts["rejected"] += 1
@@ -254,6 +264,7 @@ class MqttPublisher:
         import aiomqtt
 
         paho = client._client
+        _watch_refusals(paho, self._refused)
         inflight = self._inflight
         while True:
             while inflight and inflight[0][0].is_published():
@@ -310,6 +321,22 @@ class MqttPublisher:
             self._sent()
         self._queue.extendleft(reversed(unsent))
         self._counts["requeued"] += len(unsent)
+
+
+def _watch_refusals(paho: Any, refused: Any) -> None:
+    """Have ``refused(mid, reason)`` called for a PUBACK with a failure reason code.
+
+    aiomqtt and paho's ``MQTTMessageInfo`` treat any PUBACK as success; MQTT v5 brokers say in it that
+    the ACL refused the message, which would otherwise be counted as published and lost in silence.
+    """
+    delivered = paho.on_publish
+
+    def on_publish(client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        if getattr(reason_code, "is_failure", False):
+            refused(mid, str(reason_code))
+        delivered(client, userdata, mid, reason_code, properties)
+
+    paho.on_publish = on_publish
 
 
 def _consume_disconnect_error(client: Any) -> None:
