@@ -133,6 +133,8 @@ def decode(payload: bytes | str) -> Sample | Event:
         data = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EnvelopeError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise EnvelopeError("not JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise EnvelopeError("a record is a JSON object")
     kind = data.get("kind")
