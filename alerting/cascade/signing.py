@@ -204,6 +204,8 @@ def verify_message(data: bytes, public_key: Ed25519PublicKey) -> Verification:
 
 
 def verify_bytes(data: bytes, signature: str, public_key: Ed25519PublicKey) -> bool:
+    if not isinstance(signature, str):  # it comes from a received JSON document: any type at all
+        return False
     try:
         public_key.verify(base64.b64decode(signature, validate=True), data)
     except (InvalidSignature, ValueError):
