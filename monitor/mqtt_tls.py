@@ -6,6 +6,9 @@ and calls ``client_context()``; none builds its own ``SSLContext``. The broker (
 ``deploy/mosquitto/jukimon.conf``) requires the certificate and takes its CN as the user name
 for its ACLs, so the certificate decides what a component may publish and read.
 
+A message the ACL refuses is still acknowledged (PUBACK "Not authorized"), which aiomqtt takes for
+success: ``watch_refusals`` lets a client notice and say so instead of losing it in silence.
+
 Configured as ``outputs.mqtt.tls: {ca: …, cert: …, key: …}``; the defaults are the files that
 ``jukimon pki init state/pki`` makes for the monitor.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from monitor.configerror import ConfigError
 
@@ -47,3 +51,19 @@ class MqttTls:
 def client_context(tls: MqttTls | None) -> ssl.SSLContext | None:
     """The context for ``aiomqtt.Client(tls_context=…)``: None means plain MQTT."""
     return tls.client_context() if tls is not None else None
+
+
+def watch_refusals(paho: Any, refused: Callable[[int, str], None]) -> None:
+    """Have ``refused(mid, reason)`` called for a PUBACK with a failure reason code.
+
+    aiomqtt and paho's ``MQTTMessageInfo`` treat any PUBACK as success; MQTT v5 brokers say in it that
+    the ACL refused the message, which would otherwise be counted as published and lost in silence.
+    """
+    delivered = paho.on_publish
+
+    def on_publish(client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        if getattr(reason_code, "is_failure", False):
+            refused(mid, str(reason_code))
+        delivered(client, userdata, mid, reason_code, properties)
+
+    paho.on_publish = on_publish

@@ -20,6 +20,7 @@ import pytest
 
 from alerting.model import Notification
 from alerting.notify.mqtt import MqttReceiver
+from alerting.notify.receivers import DeliveryError
 from collectors.outputs.mqtt import MqttPublisher
 from collectors.shard.membership import Membership
 from monitor.envelope import Event, EventType, Origin, Severity, decode
@@ -217,7 +218,9 @@ async def test_notifications_reach_jukimon_alarms_only_from_the_monitors_certifi
     note = Notification("device_down:muni-01-002-cs1|noc|0|1", "noc", "device_down:muni-01-002-cs1",
                         ("device_down:muni-01-002-cs1",), "【障害】小樽市 CS1", "本文", 1_700_000_000.0)
     async with received(broker, tls(pki, "console"), "jukimon/alarms") as got:
-        await MqttReceiver(broker.host, broker.port, "jukimon/alarms", tls=tls(pki, "collector")).deliver(note)
+        with pytest.raises(DeliveryError, match="refused jukimon/alarms: Not authorized"):  # not "delivered"
+            await MqttReceiver(broker.host, broker.port, "jukimon/alarms", timeout=1,
+                               tls=tls(pki, "collector")).deliver(note)
         await MqttReceiver(broker.host, broker.port, "jukimon/alarms", tls=tls(pki, "monitor")).deliver(note)
         await until(got, "jukimon/alarms")
         await asyncio.sleep(0.2)  # room for a second copy, if the collector's had been let through

@@ -19,6 +19,7 @@ import aiomqtt
 from alerting.model import Notification
 from alerting.notify.codec import notification_dict
 from alerting.notify.receivers import DeliveryError
+from monitor.mqtt_tls import watch_refusals
 
 
 class MqttReceiver:
@@ -44,9 +45,13 @@ class MqttReceiver:
 
     async def _publish_once(self, n: Notification) -> None:
         payload = json.dumps(notification_dict(n), ensure_ascii=False).encode()
+        refused: list[str] = []
         try:
             async with aiomqtt.Client(self.host, self.port, timeout=self.timeout, tls_context=self.tls,
                                       protocol=aiomqtt.ProtocolVersion.V5) as client:
+                watch_refusals(client._client, lambda mid, reason: refused.append(reason))  # e.g. the broker's ACL
                 await client.publish(self.topic, payload, qos=self.qos)
         except aiomqtt.MqttError as exc:
             raise DeliveryError(f"mqtt {self.host}:{self.port}: {exc}") from None
+        if refused:
+            raise DeliveryError(f"mqtt {self.host}:{self.port}: the broker refused {self.topic}: {refused[0]}")

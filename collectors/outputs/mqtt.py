@@ -43,6 +43,7 @@ from typing import Any
 from collectors.outputs.worker import finish_or_cancel
 from monitor.envelope import Event, EventType, Sample, encode
 from monitor.logs import fields as log_fields
+from monitor.mqtt_tls import watch_refusals
 
 log = logging.getLogger("collectors.outputs.mqtt")
 
@@ -264,7 +265,7 @@ class MqttPublisher:
         import aiomqtt
 
         paho = client._client
-        _watch_refusals(paho, self._refused)
+        watch_refusals(paho, self._refused)
         inflight = self._inflight
         while True:
             while inflight and inflight[0][0].is_published():
@@ -321,22 +322,6 @@ class MqttPublisher:
             self._sent()
         self._queue.extendleft(reversed(unsent))
         self._counts["requeued"] += len(unsent)
-
-
-def _watch_refusals(paho: Any, refused: Any) -> None:
-    """Have ``refused(mid, reason)`` called for a PUBACK with a failure reason code.
-
-    aiomqtt and paho's ``MQTTMessageInfo`` treat any PUBACK as success; MQTT v5 brokers say in it that
-    the ACL refused the message, which would otherwise be counted as published and lost in silence.
-    """
-    delivered = paho.on_publish
-
-    def on_publish(client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
-        if getattr(reason_code, "is_failure", False):
-            refused(mid, str(reason_code))
-        delivered(client, userdata, mid, reason_code, properties)
-
-    paho.on_publish = on_publish
 
 
 def _consume_disconnect_error(client: Any) -> None:
