@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import socket
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -71,13 +72,14 @@ class StandbyStore:
 
 
 def default_name() -> str:
-    """Host and process: unique among the monitors sharing a store, new at every start (a new lease term)."""
+    """Host and process: unique among the monitors sharing a broker (give ``--name`` to keep the MQTT session)."""
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
 @dataclass
 class MonitorRole(MainJob):
-    """``MainJob``'s pieces without the simulation and collectors; ``name`` is the lease holder and MQTT client."""
+    """``MainJob``'s pieces without the simulation and collectors; ``name`` names the MQTT session (keep it across
+    restarts to get the events published meanwhile) and, with a random suffix, the lease holder."""
 
     name: str = field(default_factory=default_name)
     lease_name: str = "monitor"
@@ -96,7 +98,10 @@ class MonitorRole(MainJob):
             raise RuntimeError("the monitor alone needs the collectors' broker (--broker or outputs.mqtt)")
         self.engine = await self._state_engine()
         assert self._store is not None
-        self.lease = lease = Lease(self._store.engine, self.lease_name, self.name, ttl=self.ttl, margin=self.margin)
+        # The holder is this process, not the name: a second process started by mistake under the same name (or
+        # a quick restart) must wait for the lease like anybody else, never share it.
+        holder = f"{self.name}/{secrets.token_hex(4)}"
+        self.lease = lease = Lease(self._store.engine, self.lease_name, holder, ttl=self.ttl, margin=self.margin)
         lease.listeners.append(lambda _: self._changed.set())
         keeper = asyncio.get_running_loop().create_task(lease.run(), name="lease")
         # Stopped in reverse: alerting, intake, engine (its last flush while still active), then the lease.
