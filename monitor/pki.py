@@ -63,6 +63,8 @@ ROLE_ACL: dict[str, tuple[tuple[str, str], ...]] = {
     "console": (("read", "{p}/#"),),
     # IDS sensors publish their alerts as device events.
     "ids": tuple(("write", t) for t in _ALERTS),
+    # A prefecture or municipality (CN = its id, e.g. muni-01-002): only the patterns below, for its own reports.
+    "organisation": (),
 }
 # Any certificate whose CN is an organisation id may read its own reports and confirm them.
 _ORGANISATION_PATTERNS = (("read", "{p}/cascade/%u/report"), ("write", "{p}/cascade/%u/ack"))

@@ -18,15 +18,20 @@ from typing import AsyncIterator, Iterator
 
 import pytest
 
+from alerting.cascade import Cascade, open_cascade
 from alerting.model import Notification
 from alerting.notify.mqtt import MqttReceiver
 from alerting.notify.receivers import DeliveryError
 from collectors.outputs.mqtt import MqttPublisher
 from collectors.shard.membership import Membership
 from monitor.envelope import Event, EventType, Origin, Severity, decode
+from monitor.inventory import Inventory
 from monitor.mqtt_tls import MqttTls
 from monitor.pki import init, issue
+from monitor.store import Store
 from tests.servers import MOSQUITTO, Mosquitto, require
+from tests.test_cascade_fixtures import SimClock, cascade_settings, smtp_sink
+from tests.test_cascade_mqtt import DRILL, FIRST
 
 aiomqtt = pytest.importorskip("aiomqtt")
 
@@ -243,3 +248,49 @@ async def test_publisher_counts_and_logs_once_what_the_broker_refuses(broker: Mo
     refusals = [r for r in caplog.records if "refused a message" in r.getMessage()]
     assert len(refusals) == 1
     assert refusals[0].fields["topic"] == f"{SITE}/muni-01-002-fw/event/syslog"  # type: ignore[attr-defined]
+
+
+@contextlib.asynccontextmanager
+async def tls_cascade(broker: Mosquitto, pki: Path, name: str, tmp_path: Path,
+                      inventory: Inventory) -> AsyncIterator[Cascade]:
+    with smtp_sink() as sink:
+        async with await Store.open(f"sqlite+aiosqlite:///{tmp_path}/{name}.db") as store:
+            cascade = await open_cascade(store, inventory, cascade_settings(tmp_path / name, sink.port),
+                                         mqtt=(broker.host, broker.port), mqtt_tls=tls(pki, name), clock=SimClock())
+            try:
+                yield cascade
+            finally:
+                await cascade.close()
+
+
+async def test_the_cascade_over_tls_each_organisation_reads_and_confirms_only_its_own(
+        broker: Mosquitto, pki: Path, tmp_path: Path, small_inventory: Inventory) -> None:
+    for org in ("muni-01-002", "muni-01-003"):
+        if not (pki / f"{org}.crt").exists():
+            issue(pki, org, ["organisation"])
+    broker.restart()
+    otaru = "jukimon/cascade/muni-01-002"
+    async with tls_cascade(broker, pki, "cascade", tmp_path, small_inventory) as cascade, \
+            received(broker, tls(pki, "muni-01-002"), f"{otaru}/report") as own, \
+            received(broker, tls(pki, "muni-01-002"), "jukimon/cascade/muni-01-003/report") as others:
+        await cascade.issue(DRILL, FIRST)
+        await until(own, f"{otaru}/report")
+        report = json.loads(own[0][1])
+        async with connected(broker, tls(pki, "muni-01-003")) as neighbour:  # confirming for Otaru: refused
+            await neighbour.publish(f"{otaru}/ack", json.dumps({"token": report["token"], "by": "隣町"}), qos=1)
+        async with connected(broker, tls(pki, "muni-01-002")) as municipality:
+            await municipality.publish(f"{otaru}/ack", json.dumps({"token": report["token"], "by": "小樽市"}), qos=1)
+        deadline = time.monotonic() + 10
+        while cascade.tracker.counts(FIRST.id).confirmed < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        delivery = cascade.tracker.delivery(FIRST.id, "muni-01-002")
+        assert delivery is not None and (delivery.confirmed_via, delivery.confirmed_by) == ("mqtt", "小樽市")
+        assert others == [] and cascade.channels[0].counts["refused"] == 0
+
+
+async def test_a_cascade_without_the_cascade_role_is_told_its_reports_are_refused(
+        broker: Mosquitto, pki: Path, tmp_path: Path, small_inventory: Inventory) -> None:
+    async with tls_cascade(broker, pki, "monitor", tmp_path, small_inventory) as cascade:
+        await cascade.issue(DRILL, FIRST)
+        channel = cascade.channels[0]
+        assert channel.counts["published"] == 14 and channel.counts["refused"] == 14

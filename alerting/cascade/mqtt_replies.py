@@ -42,6 +42,7 @@ from alerting.cascade.model import Channel, Delivery
 from alerting.cascade.signing import verify_bytes
 from alerting.cascade.tracker import ConfirmOutcome
 from monitor.logs import fields as log_fields
+from monitor.mqtt_tls import watch_refusals
 
 if TYPE_CHECKING:  # the sender builds this channel: no import cycle at run time
     from alerting.cascade.sender import MailComposer
@@ -94,7 +95,7 @@ class MqttChannel:
         self.composer = composer
         self.tracker = composer.tracker
         self.backoff_max = backoff_max
-        self.counts: Counter[str] = Counter()  # published, confirmed, already, rejected
+        self.counts: Counter[str] = Counter()  # published, refused (by the broker), confirmed, already, rejected
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
@@ -161,6 +162,7 @@ class MqttChannel:
             client.pending_calls_threshold = 2 * _PUBLISH_CHUNK  # we publish in chunks on purpose: no warning
             try:
                 async with client:
+                    watch_refusals(client._client, self._refused)
                     await client.subscribe(f"{self.prefix}/cascade/+/ack", qos=1)
                     self._client = client
                     self.connected.set()
@@ -205,6 +207,14 @@ class MqttChannel:
             return self._reject(org, "not sent to this organisation")
         self.counts[result.outcome.value] += 1
         return result.outcome
+
+    def _refused(self, mid: int, reason: str) -> None:
+        """A report the broker acknowledged as refused (its ACL: this certificate lacks the cascade role)."""
+        self.counts["refused"] += 1
+        if ("*", reason) not in self._logged:
+            self._logged.add(("*", reason))
+            log.warning("cascade mqtt report refused by the broker (e-mail is sent; check the certificate's roles)",
+                        extra=log_fields(broker=f"{self.host}:{self.port}", reason=reason))
 
     def _reject(self, org: str, reason: str) -> None:
         self.counts["rejected"] += 1
