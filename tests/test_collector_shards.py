@@ -265,6 +265,10 @@ async def test_a_member_that_stops_heartbeating_but_stays_connected_expires(brok
             await membership.stop()
             await hung.publish("expiry/collectors/hung/alive", b"", qos=1, retain=True)
     assert changes[0] == {"watcher": 1.0, "hung": 1.0} and {"watcher": 1.0} in changes
+    async with aiomqtt.Client(broker.host, broker.port, protocol=aiomqtt.ProtocolVersion.V5) as late:
+        await late.subscribe("expiry/collectors/+/alive")
+        with pytest.raises(asyncio.TimeoutError):  # the goodbye cleared the retained heartbeat: no ghost
+            await asyncio.wait_for(anext(aiter(late.messages)), 1.0)
 
 
 async def test_with_tsdb_samples_also_reach_the_tsdb(inventory: Inventory, broker: Mosquitto, net: SimNetwork,

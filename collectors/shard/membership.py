@@ -12,6 +12,9 @@ answering MQTT pings, and the broker publishes its Will (an empty retained messa
 topic) when 1.5 × keepalive has passed. A collector still connected but no longer heartbeating (a
 hung poller) is dropped by every other member once its last heartbeat is ``expire_after``
 heartbeats old. Ages are measured on the receiver's monotonic clock, so clocks may disagree.
+Heartbeats carry an MQTT v5 message expiry of the same length, so the broker itself forgets the
+retained heartbeat of a collector that vanished while the broker was down (a persistent broker
+would otherwise hand that ghost to every collector that starts).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import ssl
 import time
@@ -61,6 +65,7 @@ class Membership:
     _task: asyncio.Task[None] | None = None
     _client: Any = None
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _leaving: bool = False
 
     def __post_init__(self) -> None:
         if not self.member_id or any(c in self.member_id for c in "/+#\0") or self.member_id.startswith("$"):
@@ -85,6 +90,7 @@ class Membership:
 
     async def stop(self) -> None:
         """Say goodbye (clear our retained heartbeat) so the others take our devices over at once."""
+        self._leaving = True  # no heartbeat after the goodbye: a clean DISCONNECT does not send the Will
         if self._client is not None:
             try:
                 await asyncio.wait_for(self._client.publish(self.topic(self.member_id), b"", qos=1, retain=True), 3)
@@ -130,8 +136,17 @@ class Membership:
             # Retained heartbeats of the others arrive right after SUBACK: collect them before joining,
             # so that we never poll everything for a moment while believing we are alone.
             await asyncio.sleep(min(self.settings.heartbeat, 1.0))
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            expiry = Properties(PacketTypes.PUBLISH)
+            expiry.MessageExpiryInterval = math.ceil(self.settings.expire_after * self.settings.heartbeat)
             while True:
-                await client.publish(self.topic(self.member_id), self._heartbeat(), qos=1, retain=True)
+                if self._leaving:  # stop() is saying goodbye on this connection, then cancels us
+                    await asyncio.sleep(1.0)
+                    continue
+                await client.publish(self.topic(self.member_id), self._heartbeat(), qos=1, retain=True,
+                                     properties=expiry)
                 self._seen[self.member_id] = _Seen(self.settings.weight, self.settings.heartbeat, time.monotonic())
                 self._update()
                 self._ready.set()
