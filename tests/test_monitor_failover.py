@@ -270,14 +270,19 @@ class MonitorProcess:
         return time.monotonic()
 
     def stop(self) -> int | None:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
+        return stop_process(self.proc) if self.proc is not None else None
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> int:
+    """SIGTERM (SIGKILL after ``timeout``); the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(30)
+            proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def mails_about(sink: MailSink, device_id: str) -> int:
@@ -431,12 +436,6 @@ async def test_the_monitor_alone_judges_a_real_collector_process_and_mails_a_dev
                 assert monitor.stop() == 0
             finally:
                 monitor.stop()
-                if collector.poll() is None:
-                    collector.send_signal(signal.SIGTERM)
-                    try:
-                        collector.wait(20)
-                    except subprocess.TimeoutExpired:
-                        collector.kill()
-                        collector.wait()
+                stop_process(collector)
     finally:
         await network.stop()
