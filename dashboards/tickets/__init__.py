@@ -9,9 +9,9 @@
 from dashboards.tickets.model import (OPEN_STATUSES, Category, HitKind, KbEntry, SearchHit, Ticket, TicketDraft,
                                       TicketEvent, TicketStatus)
 from dashboards.tickets.search import SearchUnavailable
-from dashboards.tickets.store import TicketConflict, TicketStore
+from dashboards.tickets.store import TicketConflict, TicketStore, row_id
 from dashboards.tickets.workflow import ALLOWED, CALLER_TIERS, Auditor, TicketWorkflow, WorkflowError
 
 __all__ = ["ALLOWED", "CALLER_TIERS", "OPEN_STATUSES", "Auditor", "Category", "HitKind", "KbEntry", "SearchHit",
            "SearchUnavailable", "Ticket", "TicketConflict", "TicketDraft", "TicketEvent", "TicketStatus",
-           "TicketStore", "TicketWorkflow", "WorkflowError"]
+           "TicketStore", "TicketWorkflow", "WorkflowError", "row_id"]

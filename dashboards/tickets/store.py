@@ -143,6 +143,8 @@ class TicketStore:
         return saved
 
     async def ticket(self, ticket_id: int) -> Ticket | None:
+        if not 0 < ticket_id <= MAX_ROW_ID:  # from a URL: beyond any row, and beyond what the database takes
+            return None
         found = await self._tickets(select(tickets).where(tickets.c.id == ticket_id))
         return found[0] if found else None
 
@@ -229,6 +231,8 @@ class TicketStore:
         return replace(entry, id=result.inserted_primary_key[0])
 
     async def kb_entry(self, entry_id: int) -> KbEntry | None:
+        if not 0 < entry_id <= MAX_ROW_ID:
+            return None
         found = await self._kb(select(kb).where(kb.c.id == entry_id))
         return found[0] if found else None
 
@@ -282,6 +286,17 @@ async def shared_ticket_store(store: Store, cache: dict[str, Any]) -> TicketStor
         if "tickets.store" not in cache:
             cache["tickets.store"] = await TicketStore.open(store)
     return cache["tickets.store"]
+
+
+MAX_ROW_ID = 2**63 - 1  # SQLite's and PostgreSQL's largest integer key
+
+
+def row_id(text: str) -> int | None:
+    """A ticket or entry id as a form or query gives it: ASCII digits within the keys' range, else None."""
+    if not (text.isascii() and text.isdigit()):  # "²".isdigit() is true, and int() refuses it
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ROW_ID else None
 
 
 def _searchable(*parts: str) -> str:

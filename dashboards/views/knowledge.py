@@ -16,7 +16,7 @@ from dashboards import i18n
 from dashboards.audit import audit
 from dashboards.auth import require
 from dashboards.pages import error_page, flash, render, see_other
-from dashboards.tickets import Category, KbEntry, WorkflowError
+from dashboards.tickets import Category, KbEntry, WorkflowError, row_id
 from dashboards.views._callcentre import CALL_CENTRE_ROLES, error_text, ticket_store, workflow
 
 LIST_LIMIT = 200
@@ -44,7 +44,7 @@ async def entry(request: Request) -> Response:
 @require(*CALL_CENTRE_ROLES)
 async def save(request: Request) -> Response:
     form = {k: str(v) for k, v in (await request.form()).items()}
-    entry_id = int(form["id"]) if form.get("id", "").isdigit() else 0
+    entry_id = row_id(form.get("id", "")) or 0
     flow = workflow(request, await ticket_store(request))
     try:
         saved = await flow.save_kb(form.get("title", ""), form.get("question", ""), form.get("answer", ""),

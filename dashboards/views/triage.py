@@ -24,7 +24,7 @@ from dashboards.audit import audit
 from dashboards.auth import require
 from dashboards.pages import console_of, error_page, flash, render, see_other
 from dashboards.tickets import (ALLOWED, OPEN_STATUSES, Category, Ticket, TicketDraft, TicketStatus, TicketStore,
-                                WorkflowError)
+                                WorkflowError, row_id)
 from dashboards.tickets.callers import Caller
 from dashboards.tickets.site_status import site_status
 from monitor.inventory.model import Inventory
@@ -123,7 +123,7 @@ async def panel(request: Request) -> Response:
 async def similar(request: Request) -> Response:
     exclude = request.query_params.get("exclude", "")
     context = await _similar_context(await ticket_store(request), request.query_params.get("q", ""),
-                                     exclude=int(exclude) if exclude.isdigit() else None)
+                                     exclude=row_id(exclude))
     return render(request, "triage/_similar.html", context)
 
 
