@@ -34,13 +34,15 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     run.add_argument("--inventory", type=Path, help="inventory file (default: the generated national inventory)")
     run.add_argument("--console", type=host_port, metavar="HOST:PORT", help="serve the web console there too")
     run.add_argument("--name", help="this monitor's name: lease holder and MQTT client id (default: HOST-PID)")
+    run.add_argument("--status-every", type=float, default=60.0, metavar="SECONDS",
+                     help="period of the status line (active/standby, records from the bus, devices per state)")
     run.add_argument("--state-dir", type=Path, default=Path("state"),
                      help="keys, console secret, mail sink (default: state)")
     run.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from monitor.config import ConsoleSettings, MqttSettings, load_config
+    from monitor.config import MqttSettings, load_config
     from monitor.monitor_role import MonitorRole, default_name
     from simnet.cli import load_inventory_arg
 
@@ -55,12 +57,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.store is not None:
         config = replace(config, store=replace(config.store, url=args.store))
     if args.console is not None:
-        config = replace(config, console=ConsoleSettings(*args.console))
+        config = replace(config, console=replace(config.console, host=args.console[0], port=args.console[1]))
     config = config.check()  # the URL and console given here, checked as if from the file
     inventory = load_inventory_arg(args)
     lease = config.lease
-    job = MonitorRole(inventory, config, None, state_dir=args.state_dir, name=args.name or default_name(),
-                      lease_name=lease.name, ttl=lease.ttl, margin=lease.margin, with_console=args.console is not None)
+    job = MonitorRole(inventory, config, None, state_dir=args.state_dir, status_every=args.status_every,
+                      name=args.name or default_name(), lease_name=lease.name, ttl=lease.ttl, margin=lease.margin,
+                      with_console=args.console is not None)
     log.info("jukimon monitor starting", extra=fields(devices=len(inventory.devices), config=config.source,
                                                       name=job.name))
     asyncio.run(job.run_until_signal())

@@ -245,7 +245,8 @@ class MonitorProcess:
         self.log = tmp / f"monitor-{name}.log"
         self.argv = [sys.executable, "-m", "monitor.cli", "--log-level", "INFO", "monitor", "run",
                      "--broker", f"{broker.host}:{broker.port}", "--store", store_url, "--config", str(config),
-                     "--inventory", str(inventory), "--name", name, "--state-dir", str(tmp / f"state-{name}")]
+                     "--inventory", str(inventory), "--name", name, "--state-dir", str(tmp / f"state-{name}"),
+                     "--status-every", "2"]
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -432,6 +433,7 @@ async def test_the_monitor_alone_judges_a_real_collector_process_and_mails_a_dev
                 assert sink.count == 1 and mails_about(sink, BEFORE_KILL) == 1
                 parent = inventory.devices[BEFORE_KILL].parents[0]  # asked again before the server is blamed
                 assert {"device": parent} in [json.loads(m.payload) for m in rechecks.messages]
+                assert "status role=active epoch=0 bus_connected=True" in monitor.output()
                 assert monitor.stop() == 0
             finally:
                 monitor.stop()
