@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 RECEIVE_BUFFER = 64 << 20
+DRAIN = 1024  # frames read per wake-up at most
 _SO_RCVBUFFORCE = 33  # Linux; Python does not export it (root may exceed net.core.rmem_max)
 
 
@@ -40,14 +41,19 @@ def capture(engine: Engine, interface: str, stop: threading.Event, ready: thread
     log.info("capture started", extra=fields(interface=interface))
     if ready is not None:
         ready.set()
+    sock.setblocking(False)
     try:
         while not stop.is_set():
             if not select.select([sock], [], [], 0.2)[0]:
                 continue
-            data, address = sock.recvfrom(65_536)
-            if loopback and address[2] == PACKET_OUTGOING:
-                continue
-            engine.frame(time.time(), LINKTYPE_ETHERNET, data)
+            for _ in range(DRAIN):  # what is queued, without a select per frame; then look at stop again
+                try:
+                    data, address = sock.recvfrom(65_536)
+                except BlockingIOError:
+                    break
+                if loopback and address[2] == PACKET_OUTGOING:
+                    continue
+                engine.frame(time.time(), LINKTYPE_ETHERNET, data)
     finally:
         sock.close()
         engine.close()
