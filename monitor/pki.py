@@ -10,7 +10,9 @@ cascade in one process) takes ``--role monitor --role collector --role cascade``
 Keys are ECDSA P-256 with SHA-256 signatures: accepted by Mosquitto/OpenSSL, Python's ssl and
 embedded MQTT clients alike. Private keys are written 0600 (``monitor.files.write_private``).
 
-Files in the directory: ``ca.crt``/``ca.key``, ``broker.crt``/``broker.key``, ``<name>.crt``/``<name>.key``.
+Files in the directory: ``ca.crt``/``ca.key``, ``ca.crl``, ``broker.crt``/``broker.key``, ``<name>.crt``/``<name>.key``.
+``jukimon pki revoke DIR NAME`` puts a certificate on the CRL (a stolen collector key): the broker refuses it
+from its next start, and its ACL block is gone from the next rendering.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ COMPONENTS = ("collector", "monitor", "console", "ids", "cascade")  # `pki init`
 DEFAULT_BROKER_HOSTS = ("127.0.0.1", "localhost")
 CA_DAYS = 10 * 365
 CERT_DAYS = 2 * 365
+CRL_FILE = "ca.crl"
 DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto"  # the shipped conf and ACL
 
 # What each role may do on the bus, derived from the topic tree (collectors/outputs/mqtt.py,
@@ -121,6 +124,8 @@ def init(directory: Path, *, broker_hosts: Sequence[str] = DEFAULT_BROKER_HOSTS,
                              x509.NameAttribute(NameOID.COMMON_NAME, CA_CN)])
         cert = build_ca(key, subject, not_before=now - dt.timedelta(hours=1), not_after=now + dt.timedelta(days=CA_DAYS))
         made.append(_save(directory, "ca", (), cert, key))
+    if not (directory / CRL_FILE).exists():
+        _write_crl(directory, [], now)
     if not (directory / f"{BROKER}.crt").exists():
         made.append(issue(directory, BROKER, (), server_hosts=broker_hosts, now=now))
     for component in COMPONENTS:
@@ -167,6 +172,44 @@ def issue(directory: Path, name: str, roles: Iterable[str], *, server_hosts: Seq
         usage = ExtendedKeyUsageOID.CLIENT_AUTH
     builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     return _save(directory, name, roles, builder.sign(ca_key, hashes.SHA256()), key)
+
+
+def revoke(directory: Path, name: str, *, now: dt.datetime | None = None) -> int:
+    """Put ``name``'s certificate on the CRL, set its files aside (``<name>.<serial>.revoked``, key deleted) so
+    that the name can be issued again; returns the serial number."""
+    check_name(name)
+    if name == "ca":
+        raise PkiError("the CA cannot revoke itself: make a new PKI directory")
+    path = directory / f"{name}.crt"
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        raise PkiError(f"{path}: no certificate to revoke") from None
+    now = now or dt.datetime.now(dt.timezone.utc)
+    entry = (x509.RevokedCertificateBuilder().serial_number(cert.serial_number).revocation_date(now)
+             .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), critical=False).build())
+    _write_crl(directory, [*_revoked(directory), entry], now)
+    path.rename(directory / f"{name}.{cert.serial_number:x}.revoked")
+    (directory / f"{name}.key").unlink(missing_ok=True)
+    return cert.serial_number
+
+
+def _revoked(directory: Path) -> list[x509.RevokedCertificate]:
+    try:
+        return list(x509.load_pem_x509_crl((directory / CRL_FILE).read_bytes()))
+    except OSError:
+        return []
+
+
+def _write_crl(directory: Path, revoked: Sequence[x509.RevokedCertificate], now: dt.datetime) -> None:
+    """The CA's CRL. It is valid until the CA expires: OpenSSL refuses every client once a CRL has lapsed, and
+    it is signed again whenever a certificate is revoked."""
+    ca_key, ca_cert = load_ca(directory)
+    builder = (x509.CertificateRevocationListBuilder().issuer_name(ca_cert.subject)
+               .last_update(now - dt.timedelta(minutes=5)).next_update(ca_cert.not_valid_after_utc))
+    for entry in revoked:
+        builder = builder.add_revoked_certificate(entry)
+    write_atomic(directory / CRL_FILE, builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
 
 
 def check_name(name: str) -> None:
@@ -248,9 +291,12 @@ def mosquitto_files(pki_dir: Path, out_dir: Path, *, port: int = 8883, bind: str
     load_ca(pki_dir)
     if not (pki_dir / f"{BROKER}.crt").is_file():
         raise PkiError(f"{pki_dir}: no broker certificate; make one with: jukimon pki init {pki_dir}")
+    if not (pki_dir / CRL_FILE).exists():  # a directory made before CRLs existed
+        _write_crl(pki_dir, [], dt.datetime.now(dt.timezone.utc))
     out_dir.mkdir(parents=True, exist_ok=True)
     conf, acl = out_dir / "jukimon.conf", out_dir / "jukimon.acl"
-    settings = {"acl_file": str(acl), "cafile": str(pki_dir / "ca.crt"), "certfile": str(pki_dir / f"{BROKER}.crt"),
+    settings = {"acl_file": str(acl), "cafile": str(pki_dir / "ca.crt"), "crlfile": str(pki_dir / CRL_FILE),
+                "certfile": str(pki_dir / f"{BROKER}.crt"),
                 "keyfile": str(pki_dir / f"{BROKER}.key"), "listener": f"{port} {bind}" if bind else str(port)}
     if persistence_dir is not None:
         settings["persistence_location"] = f"{persistence_dir.resolve()}/"

@@ -28,6 +28,12 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     issue.add_argument("--days", type=int, default=None, help="validity in days (default 730)")
     issue.set_defaults(handler=_issue)
 
+    revoke = commands.add_parser("revoke", help="put NAME's certificate on the CRL (a lost or stolen key); restart the "
+                                                "broker after rendering its files again")
+    revoke.add_argument("directory", type=Path, metavar="DIR")
+    revoke.add_argument("name", metavar="NAME")
+    revoke.set_defaults(handler=_revoke)
+
     conf = commands.add_parser("mosquitto-conf", help="deploy/mosquitto/jukimon.conf with this PKI's paths, and the "
                                                       "ACL for every client certificate in DIR")
     conf.add_argument("directory", type=Path, metavar="DIR")
@@ -58,6 +64,15 @@ def _issue(args: argparse.Namespace) -> int:
         return 1
     issued = issue(args.directory, args.name, args.role, days=args.days or CERT_DAYS)
     print(f"{issued.cert}  {', '.join(issued.roles)}  (key {issued.key}, mode 0600)")
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    from monitor.pki import CRL_FILE, revoke
+
+    serial = revoke(args.directory, args.name)
+    print(f"{args.name}: serial {serial:x} revoked in {args.directory / CRL_FILE}; render the broker's files again "
+          "(jukimon pki mosquitto-conf) and restart it")
     return 0
 
 

@@ -24,6 +24,7 @@ from alerting.notify.mqtt import MqttReceiver
 from alerting.notify.receivers import DeliveryError
 from collectors.outputs.mqtt import MqttPublisher
 from collectors.shard.membership import Membership
+from monitor.cli import main
 from monitor.envelope import Event, EventType, Origin, Severity, decode
 from monitor.inventory import Inventory
 from monitor.mqtt_tls import MqttTls
@@ -294,3 +295,17 @@ async def test_a_cascade_without_the_cascade_role_is_told_its_reports_are_refuse
         await cascade.issue(DRILL, FIRST)
         channel = cascade.channels[0]
         assert channel.counts["published"] == 14 and channel.counts["refused"] == 14
+
+
+async def test_a_revoked_certificate_is_refused_after_the_broker_restarts(broker: Mosquitto, pki: Path) -> None:
+    issue(pki, "collector-nara", ["collector"])
+    stolen = tls(pki, "collector-nara")  # what the thief holds: certificate and key, loaded before the revocation
+    broker.restart()
+    assert await connack(broker, stolen) == bytes([0x20, 2, 0, 0])
+    assert main(["pki", "revoke", str(pki), "collector-nara"]) == 0
+    broker.restart()  # the CRL and the ACL are read at start
+    assert await connack(broker, stolen) == b""
+    assert await connack(broker, tls(pki, "collector")) == bytes([0x20, 2, 0, 0])  # the others are unaffected
+    issue(pki, "collector-nara", ["collector"])  # the component gets a new certificate under its old name
+    broker.restart()
+    assert await connack(broker, tls(pki, "collector-nara")) == bytes([0x20, 2, 0, 0])

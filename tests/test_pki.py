@@ -15,7 +15,7 @@ from monitor.cli import main
 from monitor.config import load_config
 from monitor.configerror import ConfigError
 from monitor.pki import (COMPONENTS, DEPLOY_DIR, ROLE_ACL, PkiError, acl_text, clients, default_acl_text, init,
-                         issue, mosquitto_files, render_conf)
+                         issue, mosquitto_files, render_conf, revoke)
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +122,7 @@ def test_mosquitto_conf_renders_the_shipped_file_with_this_pki(pki: Path, tmp_pa
     assert settings["listener"] == "18883 127.0.0.1"
     assert settings["cafile"] == str(pki.resolve() / "ca.crt")
     assert settings["keyfile"] == str(pki.resolve() / "broker.key")
+    assert settings["crlfile"] == str(pki.resolve() / "ca.crl")
     assert settings["acl_file"] == str(tmp_path.resolve() / "jukimon.acl")
     for must in ("require_certificate", "use_identity_as_username", "persistence"):
         assert settings[must] == "true"
@@ -154,3 +155,24 @@ def test_outputs_mqtt_tls_is_validated_at_load(pki: Path, tmp_path: Path) -> Non
     bad.write_text(f"outputs:\n  mqtt:\n    tls: {{ca: {pki}/ca.crt, cert: {pki}/nobody.crt, key: {pki}/x.key}}\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: outputs.mqtt.tls.cert: .*nobody.crt is not a file"):
         load_config(bad)
+
+
+def test_revoke_puts_the_serial_on_the_crl_and_sets_the_files_aside(tmp_path: Path) -> None:
+    init(tmp_path)
+    crl = x509.load_pem_x509_crl((tmp_path / "ca.crl").read_bytes())
+    assert len(crl) == 0 and crl.next_update_utc == cert(tmp_path / "ca.crt").not_valid_after_utc  # never lapses
+    issued = cert(tmp_path / "ids.crt")
+    assert main(["pki", "revoke", str(tmp_path), "ids"]) == 0
+    crl = x509.load_pem_x509_crl((tmp_path / "ca.crl").read_bytes())
+    assert [r.serial_number for r in crl] == [issued.serial_number]
+    assert not (tmp_path / "ids.crt").exists() and not (tmp_path / "ids.key").exists()
+    assert (tmp_path / f"ids.{issued.serial_number:x}.revoked").exists()
+    assert "ids" not in [c.name for c in clients(tmp_path)]  # and so not in the next ACL
+    out = subprocess.run(["openssl", "verify", "-crl_check", "-CAfile", str(tmp_path / "ca.crt"), "-CRLfile",
+                          str(tmp_path / "ca.crl"), str(tmp_path / f"ids.{issued.serial_number:x}.revoked")],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "revoked" in out.stdout + out.stderr
+    with pytest.raises(PkiError, match="no certificate to revoke"):
+        revoke(tmp_path, "ids")
+    with pytest.raises(PkiError, match="cannot revoke itself"):
+        revoke(tmp_path, "ca")
