@@ -56,9 +56,14 @@ def _print_alert(alert: dict) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from ids.traffic.pcapio import CaptureError
     from ids.traffic.replay import replay
 
-    stats = replay(args.file, _print_alert, **_detectors(args))
+    try:
+        stats = replay(args.file, _print_alert, **_detectors(args))
+    except CaptureError as exc:
+        print(f"jukimon ids replay: {exc}", file=sys.stderr)
+        return 2
     log.info("replay done", extra=fields(file=str(args.file), packets=stats.packets, malformed=stats.malformed,
                                          ignored=stats.ignored, alerts=stats.alerts))
     return 0

@@ -22,6 +22,7 @@ _PCAP_MAGICS = {
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 
 Record = tuple[float, int, bytes]
+_MIN_BODY = {1: 8, 6: 20, 3: 4}  # interface description, enhanced packet, simple packet: their fixed fields
 
 
 class CaptureError(ValueError):
@@ -81,6 +82,8 @@ def _read_pcapng(stream: BinaryIO) -> Iterator[Record]:
         body += stream.read(rest)
         if len(stream.read(4)) < 4:  # trailing copy of the length
             return
+        if len(body) < _MIN_BODY.get(block_type, 0):
+            raise CaptureError(f"pcapng block type {block_type} too short ({len(body)} bytes)")
         if block_type == 1:  # interface description
             interfaces.append((struct.unpack_from(order + "H", body)[0], _tsresol(body, order)))
         elif block_type == 6:  # enhanced packet
@@ -102,7 +105,7 @@ def _tsresol(body: bytes, order: str) -> float:
         code, size = struct.unpack_from(order + "HH", body, offset)
         if code == 0:
             break
-        if code == 9 and size >= 1:
+        if code == 9 and size >= 1 and offset + 4 < len(body):
             value = body[offset + 4]
             return 2.0 ** -(value & 0x7F) if value & 0x80 else 10.0 ** -value
         offset += 4 + ((size + 3) & ~3)
