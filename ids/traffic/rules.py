@@ -193,7 +193,12 @@ def _pcre(value: str) -> re.Pattern[bytes]:
     for flag, bit in (("i", re.I), ("s", re.S), ("m", re.M), ("x", re.X)):
         if flag in flags:
             bits |= bit
-    return re.compile(body.encode(), bits)
+    try:
+        return re.compile(body.encode(), bits)
+    except re.error as exc:  # re.error is not a ValueError
+        raise RuleError(f"pcre does not compile: {exc}") from None
+    except RecursionError:
+        raise RuleError("pcre nested too deeply") from None
 
 
 def load_rules(path: str | Path) -> list[Rule]:
