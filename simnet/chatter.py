@@ -13,7 +13,10 @@ ends present their device certificate), carrying opaque application data:
 
 Online kinds follow ``simnet.traffic.utilisation`` on the simulation's clock; arrivals are
 Poisson, thinned to the load of the moment, and capped in real time (``max_per_second``) so
-a fast clock does not turn the simulation into a load generator. A device that is down,
+a fast clock does not turn the simulation into a load generator. The rate is per CS
+(``per_cs_hour``), so a small inventory is as busy per host as the national one (whose
+2,960 CSs make about 3 exchanges a second at full load) and no pair of hosts looks like
+a brute force. A device that is down,
 isolated or cut off neither sends nor is sent to (the sender would not get through).
 """
 
@@ -43,7 +46,7 @@ log = logging.getLogger("simnet.chatter")
 
 @dataclass(frozen=True)
 class ChatterConfig:
-    per_second: float = 3.0  # exchanges per simulated second, nationally, at full load
+    per_cs_hour: float = 3.6  # exchanges per CS and simulated hour at full load (nationally ≈ 3 a second)
     max_per_second: float = 10.0  # real-time ceiling, whatever the clock speed
     max_open: int = 16  # exchanges in flight; more are skipped (counted), not queued
     timeout: float = 5.0  # real seconds for connect, handshake, banner and data
@@ -51,7 +54,7 @@ class ChatterConfig:
     seed: int | None = None
 
     def check(self, key: str) -> None:
-        for name in ("per_second", "max_per_second", "max_open", "timeout", "bulk_bytes"):
+        for name in ("per_cs_hour", "max_per_second", "max_open", "timeout", "bulk_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{key}.{name}: must be positive")
 
@@ -129,6 +132,7 @@ class Chatter:
         self.clock: SimClock = network.clock
         self.roster = Roster(network.inventory, lambda d: d.id in network.devices)
         self.rng = random.Random(self.config.seed)
+        self.per_second = self.config.per_cs_hour * len(self.roster.cs) / 3600  # simulated seconds, full load
         self.stats: Counter[str] = Counter()
         self._contexts: OrderedDict[str, ssl.SSLContext] = OrderedDict()
         self._open: set[asyncio.Task[None]] = set()
@@ -138,7 +142,7 @@ class Chatter:
         if self.network.tls_pool is None:
             raise RuntimeError("chatter needs the simulation's TLS services (not --no-tls)")
         self._task = asyncio.get_running_loop().create_task(self._run(), name="simnet-chatter")
-        log.info("device chatter started", extra=fields(per_second=self.config.per_second,
+        log.info("device chatter started", extra=fields(per_second=round(self.per_second, 3),
                                                         max_per_second=self.config.max_per_second))
 
     async def stop(self) -> None:
@@ -153,11 +157,13 @@ class Chatter:
     def rate(self, t: float) -> float:
         """Exchanges per real second at simulated time ``t``."""
         weight = min(PEAK_WEIGHT, sum(self.roster.weights(t).values()))
-        return min(self.config.max_per_second, self.config.per_second * self.clock.speed * weight)
+        return min(self.config.max_per_second, self.per_second * self.clock.speed * weight)
 
     async def _run(self) -> None:
         cfg, rng = self.config, self.rng
-        ceiling = min(cfg.max_per_second, cfg.per_second * self.clock.speed * PEAK_WEIGHT)
+        ceiling = min(cfg.max_per_second, self.per_second * self.clock.speed * PEAK_WEIGHT)
+        if ceiling <= 0:
+            return  # no CS: nobody to talk
         while True:  # thinning: candidates at the ceiling rate, each kept with the share of the moment's rate
             await asyncio.sleep(rng.expovariate(ceiling))
             t = self.clock.now()

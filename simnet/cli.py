@@ -47,9 +47,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     run.add_argument("--chatter", action="store_true",
                      help="the devices talk to each other over mutual TLS in the seeds' patterns "
                           "(change notifications, notices, provision, file delivery)")
-    run.add_argument("--chatter-rate", type=float, default=3.0, metavar="PER_SECOND",
-                     help="chatter exchanges per simulated second nationally at full load (default 3; "
-                          "never more than 10 per real second)")
+    run.add_argument("--chatter-rate", type=float, default=3.6, metavar="PER_CS_HOUR",
+                     help="chatter exchanges per CS and simulated hour at full load (default 3.6: about 3 a second "
+                          "nationally; never more than 10 per real second)")
     run.set_defaults(handler=_run)
 
     fault = ssub.add_parser("fault", help="inject, clear or list faults in a running simulation")
@@ -103,7 +103,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.chatter:
         if args.no_tls:
             raise SystemExit("simnet run: --chatter needs the TLS services (drop --no-tls)")
-        chatter = ChatterConfig(per_second=args.chatter_rate)
+        chatter = ChatterConfig(per_cs_hour=args.chatter_rate)
         chatter.check("--chatter-rate")
     asyncio.run(serve_until_signal(load_inventory_arg(args), simnet_config_from(args), args.control,
                                    args.syslog_target, args.audit_target, chatter))

@@ -95,7 +95,7 @@ def banner(sim: RunningSimulation) -> str:
         host, port = sim.audit.target
         lines.append(f"  operators' audit stream (TLS syslog) to {host}:{port}")
     if sim.chatter is not None:
-        lines.append(f"  device chatter: up to {sim.chatter.config.per_second:g}/s simulated "
+        lines.append(f"  device chatter: up to {sim.chatter.per_second:.2g}/s simulated "
                      f"(≤ {sim.chatter.config.max_per_second:g}/s real), mutual TLS between device addresses")
     example = next((s for s in net.devices.values() if s.device.role is Role.CS), None) or next(
         iter(net.devices.values()), None)

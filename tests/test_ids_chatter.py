@@ -39,7 +39,7 @@ async def _run(inventory, tmp_path: Path, hour: float, seconds: float, **network
     net = SimNetwork(inventory, SimnetConfig(snmp_port=free_udp_port(), tls_port=free_port(), state_dir=tmp_path),
                      clock=clock)
     await net.start()
-    chatter = Chatter(net, ChatterConfig(seed=3, max_per_second=20))
+    chatter = Chatter(net, ChatterConfig(seed=3, per_cs_hour=30, max_per_second=20))  # the generated day's rate
     try:
         for kind, target in network_faults.items():
             net.inject(kind, target)
@@ -109,5 +109,5 @@ async def _banner(address: str, port: int, context: ssl.SSLContext) -> bool:
 
 
 def test_config_is_checked():
-    with pytest.raises(ValueError, match="chatter.per_second"):
-        ChatterConfig(per_second=0).check("chatter")
+    with pytest.raises(ValueError, match="chatter.per_cs_hour"):
+        ChatterConfig(per_cs_hour=0).check("chatter")
