@@ -278,8 +278,8 @@ class MainJob:
     async def _start_traffic_ids(self) -> None:
         """The traffic IDS's live sensor, when configured and allowed to capture (raw sockets need root)."""
         interface = self.config.ids.live_interface
-        if interface == "auto":  # the default: on the loopback when we may capture, quietly off otherwise
-            interface = "lo" if os.geteuid() == 0 else None
+        if interface == "auto":  # the default: on the loopback where the simulation runs, if we may capture
+            interface = "lo" if os.geteuid() == 0 and self.simulation is not None else None
         if interface is None:
             return
         if os.geteuid() != 0:
