@@ -212,8 +212,8 @@ class ConsoleSettings:
 
 @dataclass(frozen=True)
 class IdsSettings:
-    """The traffic IDS's live sensor in the main job. "auto": on ``lo`` when running as root (capturing needs
-    it), off otherwise; an interface name: that one (a warning without root); null: off."""
+    """The traffic IDS's live sensor in the main job. "auto": on ``lo`` when the simulation runs on this host and
+    we are root (capturing needs it), off otherwise; an interface name: that one (a warning without root); null: off."""
 
     live_interface: str | None = "auto"
 
