@@ -12,7 +12,9 @@ Two ways to run a drill, because the drill clock and the cascade's clock must ag
 Live faults go to the simulation through its control channel (``ctx.extra["simnet_control"]``); without
 one only tabletop drills are offered. Abort (and the normal end) clear every injected fault — the
 runner does it. Every drill's report (HTML, metrics and timeline JSON) lands in its own directory
-under the reports directory (``ctx.extra["drill_reports"]``, or a temporary one).
+under the reports directory (``ctx.extra["drill_reports"]``, or a temporary one). A drill's directory gets
+its ``run.json`` when it starts, so a drill the monitor did not live to finish (killed, power cut) is still
+listed afterwards, as interrupted, rather than forgotten.
 """
 
 from __future__ import annotations
@@ -198,6 +200,7 @@ class DrillControl:
                                     else "drills.error.real_speed")
         run_id = _run_id(scenario.name)
         run = DrillRun(run_id, request, scenario, self.reports / run_id, by, shared_cascade=not request.simulated)
+        _write_started(run)
         run.task = asyncio.get_running_loop().create_task(self._run(run), name=f"drill {run.id}")
         self.current = run
         log.info("drill started from the console", extra=fields(drill=run.id, by=by, tabletop=request.tabletop,
@@ -258,6 +261,8 @@ class DrillControl:
         except Exception as exc:  # noqa: BLE001 — a refused or broken drill is shown on its page, not lost
             run.error = str(exc) or type(exc).__name__
             log.warning("drill failed", extra=fields(drill=run.id, error=run.error[:300]))
+        if run.metrics is None:  # ended here without a report (refused, failed, cancelled): not cut short by a kill
+            (run.directory / "run.json").unlink(missing_ok=True)
 
     async def _rehearse(self, run: DrillRun) -> None:
         request = run.request
@@ -302,15 +307,22 @@ class DrillControl:
             confirmations=runner.confirmations)
 
     def past(self) -> list[dict[str, Any]]:
-        """Earlier drills' metrics (newest first), from the report directories."""
+        """Earlier drills' metrics (newest first), from the report directories; a drill that started but never
+        wrote its metrics (the monitor stopped during it) as ``interrupted``."""
         found = []
-        for path in sorted(self.reports.glob("*/metrics.json"), reverse=True):
-            if not RUN_ID.match(path.parent.name):
+        current = self.current.id if self.current is not None and not self.current.done else None
+        for directory in sorted((p for p in self.reports.glob("*") if RUN_ID.match(p.name)), reverse=True):
+            metrics, started = directory / "metrics.json", directory / "run.json"
+            path = metrics if metrics.exists() else started
+            if directory.name == current or not path.exists():
                 continue
             try:
-                found.append({"run": path.parent.name, **json.loads(path.read_text(encoding="utf-8"))})
+                entry = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:  # one damaged report must not take the page down
                 log.warning("drill metrics unreadable", extra=fields(path=str(path), error=str(exc)[:200]))
+                continue
+            found.append({"run": directory.name, **entry} if path is metrics
+                         else {"run": directory.name, **entry, "status": "interrupted", "interrupted": True})
         return found
 
     def report_file(self, run_id: str, name: str) -> Path | None:
@@ -327,6 +339,15 @@ def _state(x: ExpectationResult, now: float, over: bool) -> str:
     if over or (x.deadline is not None and now > x.deadline):
         return "missed"
     return "pending"
+
+
+def _write_started(run: DrillRun) -> None:
+    """The drill's ``run.json``: what ``past()`` shows of it if no metrics ever follow."""
+    run.directory.mkdir(parents=True, exist_ok=True)
+    (run.directory / "run.json").write_text(json.dumps({
+        "title": run.scenario.title, "scenario": run.scenario.name, "started": time.time(),
+        "started_by": run.started_by, "tabletop": run.request.tabletop, "simulated": run.request.simulated},
+        ensure_ascii=False), encoding="utf-8")
 
 
 def _run_id(scenario: str) -> str:

@@ -272,6 +272,9 @@ class StateEngine:
         if self.store is None:
             self._pending.clear()
             return
+        # A condition raised or cleared must not reach the store without the health that decided it: restored
+        # after a kill with older health, the first judgement would clear it (and a later one raise it anew).
+        checkpoint = checkpoint or any(c.raised or c.cleared for c in self._pending)
         while self._pending:
             changes = self._pending[0]  # oldest first, one transaction each: a retry never appends twice
             await self.store.save_judgement(changes.states, changes.transitions,

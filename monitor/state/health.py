@@ -97,12 +97,14 @@ class DeviceHealth:
     def checkpoint(self) -> dict[str, Any]:
         """What must survive a restart so that it neither re-raises nor forgets a verdict."""
         return {"alive": self.alive, "last_ok": self.last_ok, "changes": list(self.changes),
-                "last_reboot": self.last_reboot}
+                "last_reboot": self.last_reboot, "first_failure": self.first_failure}
 
     @classmethod
     def restore(cls, data: dict[str, Any]) -> "DeviceHealth":
         return cls(alive=data.get("alive"), last_ok=float(data.get("last_ok") or 0.0),
-                   changes=deque(float(t) for t in data.get("changes", ())), last_reboot=data.get("last_reboot"))
+                   changes=deque(float(t) for t in data.get("changes", ())), last_reboot=data.get("last_reboot"),
+                   # without it a failure streak would seem to start anew at the first poll after a restart
+                   first_failure=data.get("first_failure"))
 
 
 class HealthTracker:
