@@ -84,6 +84,17 @@ class StatusReader(threading.Thread):
                 self.statuses.append(entry)
 
 
+def stop_job(job: subprocess.Popen[bytes], state_dir: Path) -> None:
+    """Ctrl-C as a user would (killed after a minute), then the job's scratch state goes."""
+    job.send_signal(signal.SIGINT)
+    try:
+        job.wait(60)
+    except subprocess.TimeoutExpired:
+        job.kill()
+        job.wait()
+    shutil.rmtree(state_dir, ignore_errors=True)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     state_dir = Path(tempfile.mkdtemp(prefix="jukimon-bench-mainjob-"))
     command = [str(ROOT / ".venv" / "bin" / "jukimon"), "--log-json", "run", "--state-dir", str(state_dir / "simnet"),
@@ -107,13 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         busy, total = machine_cpu()
         rss = proc_rss_mb(job.pid)
     finally:
-        job.send_signal(signal.SIGINT)
-        try:
-            job.wait(60)
-        except subprocess.TimeoutExpired:
-            job.kill()
-            job.wait()
-        shutil.rmtree(state_dir, ignore_errors=True)
+        stop_job(job, state_dir)
     measured = reader.statuses[first_status:]
     if not measured:
         raise RuntimeError("no status line in the measured window; raise --seconds")

@@ -114,6 +114,12 @@ def _shards(r: dict[str, Any]) -> Figures:
             for row in r.get("rows", [])]
 
 
+def _soak(r: dict[str, Any]) -> Figures:
+    return [(f"soak ({r['minutes']:g} min measured, clock ×{r['clock_speed']:g}): main job RSS growth (%)",
+             r["rss_growth_pct"], f"< {r['rss_goal_pct']:g} % (2 h run)"),
+            ("soak: asyncio task growth over the window", r["tasks_growth"], "no growth")]
+
+
 STEPS = (
     Step("collectors", "bench_collectors.py", ("--version", "v2c", "--exporter-modes", "get", "--seconds", "80",
                                                "--warmup", "35"), 540, _collectors),
@@ -124,6 +130,7 @@ STEPS = (
     Step("opsids", "bench_opsids.py", ("--days", "7", "--per-type", "3"), 240, _opsids),
     Step("console", "bench_console.py", ("--repeat", "10"), 240, _console),
     Step("shards", "bench_shards.py", ("--quick",), 240, _shards),
+    Step("soak", "bench_soak.py", ("--quick",), 300, _soak),
 )
 
 

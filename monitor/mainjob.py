@@ -501,7 +501,8 @@ class MainJob:
             rate = (stats.completed - last_completed) / (now - last_time)
             last_completed, last_time = stats.completed, now
             log.info("status", extra=fields(polls_per_s=round(rate, 1), not_answering=len(self.collectors.unreachable()),
-                                            missed=stats.missed, **self._state_counts(), **self._opsids_counts(),
+                                            missed=stats.missed, tasks=len(asyncio.all_tasks()),  # a leak shows here
+                                            **self._state_counts(), **self._opsids_counts(),
                                             **self._traffic_counts(),
                                             **{f"{k}_events": v for k, v in self.events.items()}))
 
