@@ -112,11 +112,13 @@ class CollectorService:
 
     def _forget(self, device_id: str) -> None:
         """A device we no longer poll: if it comes back, its first poll is a first poll again (state
-        announced, tables learned, no rate over the time another collector had it)."""
+        announced, tables learned, port changes meanwhile not reported twice). Its last counter readings
+        stay — a few per interface, bounded by the inventory — so its first rates back are the mean over
+        the absence; ``CounterTracker.forget`` scans every counter of every device, far too slow for the
+        thousands of devices a rebalance moves at once."""
         self.status.pop(device_id, None)
         self._failing.discard(device_id)
         self.converter.devices.pop(device_id, None)
-        self.converter.counters.forget(device_id)
 
     def start(self) -> None:
         self.scheduler.start()

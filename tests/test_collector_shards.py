@@ -35,7 +35,7 @@ from tests.servers import Mosquitto, free_port, free_udp_port, mosquitto_server,
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 ROOT = Path(__file__).resolve().parents[1]
-INTERVAL = 4.0  # every device's poll interval here (10 s in production): short, to keep the test short
+INTERVAL = 5.0  # every device's poll interval here (10 s in production): short, to keep the test short
 CONFIG = f"""
 collectors:
   intervals: {{}}
