@@ -201,9 +201,11 @@ def check_template(body: str) -> str | None:
     """None if the body is a valid template using only the known values, else what is wrong."""
     try:
         parsed = _TEMPLATES.parse(body)
+        unknown = sorted(jinja2.meta.find_undeclared_variables(parsed) - set(TEMPLATE_VALUES))
     except jinja2.TemplateSyntaxError as exc:
         return f"template error on its line {exc.lineno}: {exc.message}"
-    unknown = sorted(jinja2.meta.find_undeclared_variables(parsed) - set(TEMPLATE_VALUES))
+    except RecursionError:  # jinja2's parser recurses per nesting level of brackets
+        return "template nested too deeply"
     if unknown:
         return f"unknown template value(s) {', '.join(unknown)} (known: {', '.join(TEMPLATE_VALUES)})"
     return None
