@@ -315,11 +315,7 @@ class MainJob:
         store = await Store.open(self.config.store.url)
         self._stoppers.append(store.close)
         maintenance = MaintenanceBook(self.inventory)
-        for payload in await store.load_maintenance():
-            try:
-                maintenance.add(MaintenanceWindow.from_json(payload))
-            except ValueError as exc:  # e.g. a window on a device no longer in the inventory
-                log.warning("maintenance window skipped", extra=fields(window=payload.get("id"), reason=str(exc)))
+        await sync_maintenance(maintenance, store)
         print(f"store: {store.url}", flush=True)
         self._store = store
         return StateEngine(self.inventory, self.config.monitor, calendar=OperatingCalendar(self.config.schedule),
@@ -528,6 +524,36 @@ class MainJob:
             if kind is SubjectKind.DEVICE and record.state not in (State.UP, State.UNKNOWN):
                 counts[record.state.value] = counts.get(record.state.value, 0) + 1
         return {**counts, "conditions": len(self.engine.conditions)}
+
+
+async def sync_maintenance(book: MaintenanceBook, store: Store, skipped: set[str] | None = None) -> None:
+    """Make the book hold the store's windows: at start, and — with active/standby monitors, whose consoles
+    both add and remove windows — again and again. ``skipped``: ids already warned about (warned once)."""
+    skipped = set() if skipped is None else skipped
+    stored: dict[str, MaintenanceWindow] = {}
+    for payload in await store.load_maintenance():
+        try:
+            window = MaintenanceWindow.from_json(payload)
+        except ValueError as exc:
+            _skip(payload.get("id"), exc, skipped)
+            continue
+        stored[window.id] = window
+    for window in book.windows():
+        if stored.get(window.id) != window:  # deleted or changed in the store
+            book.remove(window.id)
+    known = {window.id for window in book.windows()}
+    for window in stored.values():
+        if window.id not in known:
+            try:
+                book.add(window)
+            except ValueError as exc:  # e.g. a window on a device no longer in the inventory
+                _skip(window.id, exc, skipped)
+
+
+def _skip(window_id: object, exc: Exception, skipped: set[str]) -> None:
+    if str(window_id) not in skipped:
+        skipped.add(str(window_id))
+        log.warning("maintenance window skipped", extra=fields(window=window_id, reason=str(exc)))
 
 
 def _audit_key(directory: Path) -> Ed25519PrivateKey:

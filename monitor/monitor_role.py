@@ -16,6 +16,10 @@ current in memory and its console shows them — but only the lease holder acts:
 - it publishes the judgement on the bus (``monitor/state``, ``monitor/condition``);
 - it runs alerting and the durable outbox (``fence`` asked before each tick and each delivery).
 
+Maintenance windows live in the store and either console may add or remove one: every
+monitor reloads them every ``MAINTENANCE_SYNC`` seconds, and the new holder once more
+(and judges again) before it acts.
+
 Taking over: the new holder writes its current picture (states; active conditions,
 keeping the start time the store has; conditions the store still holds active but it
 does not see, cleared), then starts ``AlertingService`` with the engine's active
@@ -44,7 +48,7 @@ from monitor.intake import BusIntake
 from monitor.lease import Lease
 from monitor.lifecycle import LifecycleChecker
 from monitor.logs import fields
-from monitor.mainjob import MainJob, _cancel
+from monitor.mainjob import MainJob, _cancel, sync_maintenance
 from monitor.mqtt_tls import client_context
 from monitor.state.bus import StateBus
 from monitor.state.engine import Changes, StateEngine
@@ -52,6 +56,7 @@ from monitor.state.model import ConditionStatus
 
 log = logging.getLogger("jukimon.monitor")
 
+MAINTENANCE_SYNC = 10.0  # seconds: how soon a window set on the other monitor's console counts here
 _WRITES = frozenset({"save_states", "append_transitions", "save_conditions", "save_judgement", "put_checkpoint"})
 
 
@@ -91,6 +96,7 @@ class MonitorRole(MainJob):
     _outbox: DurableOutbox | None = None
     _channels: tuple[RoutingConfig, dict[str, Receiver]] | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _skipped_windows: set[str] = field(default_factory=set)  # maintenance windows warned about once
 
     async def _start(self) -> None:
         settings = self.config.outputs.mqtt
@@ -131,6 +137,8 @@ class MonitorRole(MainJob):
         self._stoppers.append(lambda: _cancel(follower))
         status = asyncio.get_running_loop().create_task(self._report_status(), name="status")
         self._stoppers.append(lambda: _cancel(status))
+        windows = asyncio.get_running_loop().create_task(self._follow_maintenance(), name="maintenance-sync")
+        self._stoppers.append(lambda: _cancel(windows))
         print(f"monitor {self.name}: lease {self.lease_name!r} ttl {self.ttl:g}s"
               f"{' (SQLite: always active)' if lease.solo else ''}, intake mqtt://{settings.host}:{settings.port}/"
               f"{settings.topic_prefix}/#", flush=True)
@@ -147,6 +155,16 @@ class MonitorRole(MainJob):
                                             bus_connected=self.intake.connected.is_set(), records=counts["records"],
                                             malformed=counts["malformed"], rechecks=counts["rechecks"],
                                             **self._state_counts()))
+
+    async def _follow_maintenance(self) -> None:
+        """Maintenance windows added or removed on the other monitor's console reach this one's judgement."""
+        assert self.engine is not None and self._store is not None
+        while True:
+            await asyncio.sleep(MAINTENANCE_SYNC)
+            try:
+                await sync_maintenance(self.engine.maintenance, self._store, self._skipped_windows)
+            except Exception:  # the store away: the next round tries again (the store logs the outage)
+                log.debug("maintenance windows not synchronised", exc_info=True)
 
     async def _follow_lease(self) -> None:
         """Take over or stand by whenever the lease says so; a failed step is tried again a second later."""
@@ -166,7 +184,10 @@ class MonitorRole(MainJob):
                 self._changed.set()
 
     async def _take_over(self) -> None:
-        assert self.lease is not None and self.engine is not None and self._channels is not None
+        assert self.lease is not None and self.engine is not None and self._store is not None
+        assert self._channels is not None
+        await sync_maintenance(self.engine.maintenance, self._store, self._skipped_windows)  # the old active's latest
+        self.engine.evaluate()  # judged with them before anything is written or alerted
         await self._write_picture(self.engine)
         routing, receivers = self._channels
         lease = self.lease

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import AsyncIterator, Iterator
 
@@ -33,6 +35,8 @@ from monitor.inventory.model import Inventory
 from monitor.inventory.subset import subset_by_prefecture
 from monitor.inventory.yaml_io import save_inventory
 from monitor.lease import Lease
+from monitor.mainjob import sync_maintenance
+from monitor.maintenance import MaintenanceBook, MaintenanceWindow
 from monitor.state.engine import Changes
 from monitor.state.model import Condition, ConditionKind
 from monitor.store import PrivatePostgres, Store
@@ -120,6 +124,32 @@ async def test_sqlite_a_single_monitor_is_always_active(tmp_path: Path) -> None:
         assert await lease.read() is None
     with pytest.raises(ValueError):
         Lease(store.engine, "monitor", "x", ttl=5.0, margin=5.0)
+
+
+async def test_maintenance_windows_set_on_either_console_reach_the_other_monitor(
+        tmp_path: Path, small_inventory: Inventory, caplog: pytest.LogCaptureFixture) -> None:
+    """Windows live in the store; each monitor's book follows it: added, changed, removed; a window it cannot
+    use (a device not in its inventory) is warned about once, not at every round."""
+    now = time.time()
+    window = MaintenanceWindow("mw-1", "device", "muni-01-002-cs1", now, now + 3600, "noc", "UPS 交換")
+    stranger = MaintenanceWindow("mw-2", "device", "no-such-device", now, now + 3600, "noc", "?")
+    book = MaintenanceBook(small_inventory)
+    skipped: set[str] = set()
+    async with await Store.open(f"sqlite+aiosqlite:///{tmp_path}/j.db") as store:
+        for w in (window, stranger):
+            await store.save_maintenance(w.id, w.to_json(), w.start, w.end)
+        caplog.set_level(logging.WARNING, logger="jukimon")
+        for _ in range(2):
+            await sync_maintenance(book, store, skipped)
+        assert book.windows() == [window]
+        assert [r.getMessage() for r in caplog.records].count("maintenance window skipped") == 1
+        longer = replace(window, end=now + 7200)
+        await store.save_maintenance(longer.id, longer.to_json(), longer.start, longer.end)
+        await sync_maintenance(book, store, skipped)
+        assert book.windows() == [longer]
+        await store.delete_maintenance(window.id)
+        await sync_maintenance(book, store, skipped)
+        assert book.windows() == []
 
 
 # --- the gate: nothing leaves a monitor whose fence is down ---------------------------------------------------------
