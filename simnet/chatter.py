@@ -47,7 +47,7 @@ log = logging.getLogger("simnet.chatter")
 @dataclass(frozen=True)
 class ChatterConfig:
     per_cs_hour: float = 3.6  # exchanges per CS and simulated hour at full load (nationally ≈ 3 a second)
-    max_per_second: float = 10.0  # real-time ceiling, whatever the clock speed
+    max_per_second: float = 4.0  # real-time ceiling, whatever the clock speed (≈ 0.07 of a core)
     max_open: int = 16  # exchanges in flight; more are skipped (counted), not queued
     timeout: float = 5.0  # real seconds for connect, handshake, banner and data
     bulk_bytes: int = 400_000  # one bulk provision or file delivery (the real ones are larger: kept light)

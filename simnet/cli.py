@@ -49,7 +49,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                           "(change notifications, notices, provision, file delivery)")
     run.add_argument("--chatter-rate", type=float, default=3.6, metavar="PER_CS_HOUR",
                      help="chatter exchanges per CS and simulated hour at full load (default 3.6: about 3 a second "
-                          "nationally; never more than 10 per real second)")
+                          "nationally; never more than 4 per real second)")
     run.set_defaults(handler=_run)
 
     fault = ssub.add_parser("fault", help="inject, clear or list faults in a running simulation")

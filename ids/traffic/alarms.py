@@ -86,6 +86,6 @@ class TrafficAlarms(AlarmSink[Alert]):
         return alarm_condition(alert, self.hosts)
 
     def log_alert(self, alert: Alert) -> None:
-        log.info("traffic IDS alert", extra=fields(type=jukimon_type(alert), src=alert["src_ip"],
+        log.info("traffic IDS alert", extra=fields(type=jukimon_type(alert), src=alert["src_ip"], dest_port=alert.get("dest_port"),
                                                    dest=alert["dest_ip"], signature=alert["alert"]["signature"],
                                                    severity=severity_of(alert)))
