@@ -90,6 +90,7 @@ class Roster:
         self.provision = [d for d in national if d.subsystem is Subsystem.PROVISION]
         self.business = [d for d in national if d.subsystem is Subsystem.BUSINESS]
         self.notifying = [d for d in self.cs if d.prefecture in self.units]
+        self.delivered = [*self.cs, *self.units.values()]  # file delivery targets
 
     def weights(self, t: float) -> dict[str, float]:
         """Relative share of each kind at simulated time ``t`` (0 where a side is missing)."""
@@ -116,8 +117,7 @@ class Roster:
             return Exchange(kind, rng.choice(self.agencies), rng.choice(self.provision), 400)
         if kind == "bulk_provision":
             return Exchange(kind, rng.choice(self.provision), rng.choice(self.agencies), bulk)
-        target = rng.choice([*self.cs, *self.units.values()])
-        return Exchange(kind, rng.choice(self.business), target, bulk // 2)
+        return Exchange(kind, rng.choice(self.business), rng.choice(self.delivered), bulk // 2)
 
 
 PEAK_WEIGHT = 1.0  # the largest sum of Roster.weights (online 0.9 or batch + online, capped)
