@@ -285,3 +285,24 @@ async def test_with_tsdb_samples_also_reach_the_tsdb(inventory: Inventory, broke
             assert collector.stop() == 0  # SIGTERM: flushes the TSDB writer, exits 0
         polled = {dict(labels)["device"] for (_, labels) in tsdb.points('{__name__="poll_duration_ms"}')}
     assert polled == devices
+
+
+async def test_a_stalled_poller_withholds_its_heartbeat_and_the_others_take_over(broker: Mosquitto) -> None:
+    """The heartbeat vouches for the polling loop (its watchdog tick), not just for the MQTT connection."""
+    settings = ShardSettings(heartbeat=0.3, keepalive=5, expire_after=3)
+    polling = {"ok": True}
+    stalled = Membership(broker.host, broker.port, "stalled", lambda members: None, lambda device: None, settings,
+                         prefix="watchdog", healthy=lambda: polling["ok"])
+    watcher = Membership(broker.host, broker.port, "watcher", lambda members: None, lambda device: None, settings,
+                         prefix="watchdog")
+    await stalled.start()
+    await watcher.start()
+    try:
+        await wait_for(lambda: "stalled" in watcher.members, 5, "both members seen")
+        polling["ok"] = False
+        await wait_for(lambda: "stalled" not in watcher.members, 5, "the stalled one expired")
+        polling["ok"] = True
+        await wait_for(lambda: "stalled" in watcher.members, 5, "back once its poller ticks again")
+    finally:
+        await watcher.stop()
+        await stalled.stop()

@@ -59,6 +59,7 @@ class Membership:
     settings: ShardSettings = field(default_factory=ShardSettings)
     prefix: str = "jukimon"
     tls: ssl.SSLContext | None = None  # monitor.mqtt_tls: the broker's ACL gives collectors their topics
+    healthy: Callable[[], bool] = lambda: True  # False: the poller is stalled, withhold our heartbeat
     started_at: float = field(default_factory=time.time)
     _seen: dict[str, _Seen] = field(default_factory=dict)
     _members: Members = field(default_factory=dict)
@@ -141,9 +142,17 @@ class Membership:
 
             expiry = Properties(PacketTypes.PUBLISH)
             expiry.MessageExpiryInterval = math.ceil(self.settings.expire_after * self.settings.heartbeat)
+            stalled = False
             while True:
                 if self._leaving:  # stop() is saying goodbye on this connection, then cancels us
                     await asyncio.sleep(1.0)
+                    continue
+                if stalled != (not self.healthy()):  # logged once on the change, not every heartbeat
+                    stalled = not stalled
+                    log.warning("poller stalled: heartbeat withheld" if stalled else "poller going again",
+                                extra=fields(member=self.member_id))
+                if stalled:  # the others will expire us and take our devices: better than nobody polling them
+                    await asyncio.sleep(min(0.5, self.settings.heartbeat))
                     continue
                 await client.publish(self.topic(self.member_id), self._heartbeat(), qos=1, retain=True,
                                      properties=expiry)

@@ -6,15 +6,26 @@ taken over from a collector that is gone are polled at once (it may have missed 
 time), devices handed over by a live collector stay in phase on the shared time grid, and devices
 that moved away are dropped. Results go out through ``MqttPublisher`` on the usual topic tree —
 the monitor cannot tell one collector from many — and to the TSDB when one is given.
+
+The membership runs on its own thread and event loop. A poller loaded to the point of lagging
+by seconds must not look dead to the others (they would take its devices, the moves would load
+everybody more, and members would flap), nor read its own backlog of heartbeats too late and
+expire live members. What the heartbeat vouches for is checked apart: a watchdog tick on the
+polling loop; when it is older than the expiry time the heartbeat is withheld, and the others take over.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import os
 import socket
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Coroutine, TypeVar
 
 from collectors.outputs import MqttPublisher, TsdbWriter
 from collectors.service import CollectorService
@@ -29,6 +40,7 @@ from monitor.logs import fields
 from monitor.mqtt_tls import client_context
 
 log = logging.getLogger("collectors.shard")
+T = TypeVar("T")
 
 
 def default_member_id() -> str:
@@ -66,8 +78,15 @@ class ShardedCollector:
                                         snmp_port=options.snmp_port, tls_port=options.tls_port)
         self.service.set_assigned(())  # nothing until we know who else is there
         self.members: Members = {}
-        self.membership = Membership(host, port, options.member_id, self._on_members, self._on_recheck,
-                                     config.collectors.shard, options.prefix, tls=tls)
+        shard = config.collectors.shard
+        self._stall_limit = shard.expire_after * shard.heartbeat
+        self._tick_at = time.monotonic()  # the polling loop's last sign of life, read by the membership thread
+        self._watchdog: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._membership_loop: BackgroundLoop | None = None
+        self.membership = Membership(host, port, options.member_id, self._from_membership(self._on_members),
+                                     self._from_membership(self._on_recheck), shard, options.prefix, tls=tls,
+                                     healthy=lambda: time.monotonic() - self._tick_at < self._stall_limit)
 
     async def start(self) -> None:
         await self.publisher.start()
@@ -76,11 +95,21 @@ class ShardedCollector:
             self.tsdb = TsdbWriter(self.options.tsdb_url, token=influx.token, org=influx.org, bucket=influx.bucket,
                                    spool_dir=self.options.spool_dir / "tsdb")
             await self.tsdb.start()
+        self._loop = asyncio.get_running_loop()
+        self._tick_at = time.monotonic()
         self.service.start()
-        await self.membership.start()
+        self._watchdog = self._loop.create_task(self._tick(), name="shard-watchdog")
+        self._membership_loop = BackgroundLoop("membership")
+        await self._membership_loop.run(self.membership.start())
 
     async def stop(self) -> None:
-        await self.membership.stop()  # first: the others take over while we finish
+        if self._membership_loop is not None:  # first: the others take over while we finish
+            await self._membership_loop.run(self.membership.stop())
+            self._membership_loop.close()
+            self._membership_loop = None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
         await self.service.stop()
         if self.tsdb is not None:
             await self.tsdb.stop()
@@ -93,6 +122,18 @@ class ShardedCollector:
             self.publisher.publish(event)
         if self.tsdb is not None:
             self.tsdb.write_many(r for r in records if isinstance(r, Sample))
+
+    async def _tick(self) -> None:
+        while True:
+            self._tick_at = time.monotonic()
+            await asyncio.sleep(0.5)
+
+    def _from_membership(self, callback: Callable[[T], None]) -> Callable[[T], None]:
+        """The membership thread's callbacks run on the polling loop, where the service lives, in order."""
+        def call(value: T) -> None:
+            assert self._loop is not None  # set in start(), before the membership can call
+            self._loop.call_soon_threadsafe(callback, value)
+        return call
 
     def _on_members(self, members: Members) -> None:
         before, self.members = self.members, members
@@ -118,3 +159,23 @@ async def run_until_signal(collector: ShardedCollector) -> None:
         await wait_for_signal()
     finally:
         await collector.stop()
+
+
+class BackgroundLoop:
+    """An event loop on its own daemon thread, for work that must not wait behind a busy main loop."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    async def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine there and wait for it from the calling loop."""
+        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        return await asyncio.wrap_future(future)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout)
+        if not self.thread.is_alive():
+            self.loop.close()
