@@ -79,9 +79,10 @@ def verify_report_payload(payload: bytes, public_key: Ed25519PublicKey) -> dict[
     try:
         message = json.loads(payload)
         signature = message["signature"]
-    except (ValueError, KeyError, TypeError):
+        signed = canonical_json(message)  # UnicodeEncodeError (a ValueError) for a lone surrogate "\ud800"
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
-    return message if verify_bytes(canonical_json(message), signature, public_key) else None
+    return message if verify_bytes(signed, signature, public_key) else None
 
 
 class MqttChannel:

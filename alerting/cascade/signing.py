@@ -30,6 +30,7 @@ import email.policy
 import hashlib
 import re
 from dataclasses import dataclass
+from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.message import Message
 from pathlib import Path
@@ -99,8 +100,14 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 # --- canonical form ----------------------------------------------------------------------------
 
 def canonical_value(raw: str) -> str:
-    """A header value as signed: RFC 2047 decoded, folding and whitespace runs collapsed."""
-    return _WHITESPACE.sub(" ", str(make_header(decode_header(raw)))).strip()
+    """A header value as signed: RFC 2047 decoded, folding and whitespace runs collapsed.
+
+    ValueError if it cannot be decoded (a broken encoded word, an unknown charset): as received, not as signed.
+    """
+    try:
+        return _WHITESPACE.sub(" ", str(make_header(decode_header(raw)))).strip()
+    except (HeaderParseError, LookupError, UnicodeError) as exc:
+        raise ValueError(f"undecodable header value: {exc}") from None
 
 
 def canonical_body(text: str) -> str:
