@@ -306,3 +306,20 @@ async def test_a_stalled_poller_withholds_its_heartbeat_and_the_others_take_over
     finally:
         await watcher.stop()
         await stalled.stop()
+
+
+async def test_after_a_broker_restart_a_collector_announces_itself_again(broker: Mosquitto) -> None:
+    """The broker forgets retained heartbeats (no persistence): each collector's next session re-announces it."""
+    settings = ShardSettings(heartbeat=0.3, keepalive=2, expire_after=3)
+    membership = Membership(broker.host, broker.port, "survivor", lambda members: None, lambda device: None, settings,
+                            prefix="restart")
+    await membership.start()
+    try:
+        await asyncio.to_thread(broker.restart)
+        async with aiomqtt.Client(broker.host, broker.port, protocol=aiomqtt.ProtocolVersion.V5) as late:
+            await late.subscribe("restart/collectors/+/alive")
+            message = await asyncio.wait_for(anext(aiter(late.messages)), 15)
+        assert json.loads(message.payload)["id"] == "survivor"
+        assert membership.members == {"survivor": 1.0}
+    finally:
+        await membership.stop()

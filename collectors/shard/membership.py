@@ -107,7 +107,7 @@ class Membership:
     async def _run(self) -> None:
         import aiomqtt
 
-        backoff = 0.2
+        backoff, failing = 0.2, False
         while True:
             client = aiomqtt.Client(
                 self.host, self.port, identifier=f"jukimon-collector-{self.member_id}",
@@ -118,11 +118,16 @@ class Membership:
                 async with client:
                     self._client = client
                     backoff = 0.2
+                    if failing:
+                        failing = False
+                        log.info("membership reconnected", extra=fields(member=self.member_id))
                     await self._session(client)
             except aiomqtt.MqttError as exc:
-                log.warning("membership connection lost; polling the last share meanwhile",
-                            extra=fields(member=self.member_id, broker=f"{self.host}:{self.port}",
-                                         error=str(exc)[:200]))
+                if not failing:  # once per outage, not per attempt
+                    failing = True
+                    log.warning("membership connection lost; polling the last share meanwhile",
+                                extra=fields(member=self.member_id, broker=f"{self.host}:{self.port}",
+                                             error=str(exc)[:200]))
             finally:
                 self._client = None
             await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
