@@ -213,9 +213,11 @@ class ConsoleSettings:
 @dataclass(frozen=True)
 class IdsSettings:
     """The traffic IDS's live sensor in the main job. "auto": on ``lo`` when the simulation runs on this host and
-    we are root (capturing needs it), off otherwise; an interface name: that one (a warning without root); null: off."""
+    we are root (capturing needs it), off otherwise; an interface name: that one (a warning without root); null (the
+    default): off. Not on by default because the loopback is the whole host's: beside other simulations (tests,
+    benches) a sensor judges their traffic too."""
 
-    live_interface: str | None = "auto"
+    live_interface: str | None = None
 
     def check(self, key: str) -> None:
         name = self.live_interface
