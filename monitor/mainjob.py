@@ -14,10 +14,10 @@
 
 The simulation's business terminals also send their operators' audit records (TLS
 syslog, simulation CA) to the operation-pattern IDS (``ids.operations``), whose
-alerts become alarms beside the monitor's and fill the console's /ids page. As root
-(``ids.live_interface: auto``, the default) the traffic IDS captures on ``lo`` — the
-devices' own traffic (``simnet run --chatter``) and the monitor's polling, which leaves
-from the network monitor's address — and its alerts join them.
+alerts become alarms beside the monitor's and fill the console's /ids page. With
+``ids.live_interface: auto`` (as root) the traffic IDS captures on ``lo`` — the devices'
+own traffic (``simnet run --chatter``) and the monitor's polling, which leaves from the
+network monitor's address — and its alerts join them.
 
 When the configuration names no broker or TSDB, private Mosquitto and
 VictoriaMetrics processes are started under the state directory (Debian's
@@ -278,7 +278,7 @@ class MainJob:
     async def _start_traffic_ids(self) -> None:
         """The traffic IDS's live sensor, when configured and allowed to capture (raw sockets need root)."""
         interface = self.config.ids.live_interface
-        if interface == "auto":  # the default: on the loopback where the simulation runs, if we may capture
+        if interface == "auto":  # on the loopback where the simulation runs, if we may capture
             interface = "lo" if os.geteuid() == 0 and self.simulation is not None else None
         if interface is None:
             return
