@@ -13,10 +13,12 @@ Exit status 1 if any target crashed or hung.
 from __future__ import annotations
 
 import argparse
+from concurrent.futures import ProcessPoolExecutor, as_completed
 import json
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from fuzz import all_targets
@@ -34,10 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--seed", type=int, default=int(time.time()), help="first hypothesis seed (default: now)")
     parser.add_argument("--replay", type=Path, help="run one saved input (with --target) and show what happens")
+    parser.add_argument("--jobs", type=int, default=1, help="targets run in this many processes at once")
     parser.add_argument("--verbose", action="store_true", help="show the parsers' own log lines")
     args = parser.parse_args(argv)
     if not args.verbose:  # rejections are logged by the services, thousands of times here
         logging.getLogger().addHandler(logging.NullHandler())
+        warnings.simplefilter("ignore")  # e.g. re's FutureWarning for a fuzzed pcre: not a finding
     else:
         logging.basicConfig(level=logging.INFO)
     chosen = [targets[name] for name in args.target] if args.target else list(targets.values())
@@ -47,12 +51,14 @@ def main(argv: list[str] | None = None) -> int:
         if len(chosen) != 1:
             parser.error("--replay needs exactly one --target")
         return _replay(chosen[0], args.replay)
-    results = []
     print(_header(), flush=True)
-    for target in chosen:
-        tally = run_target(target, args.cases, first_seed=args.seed, progress=_progress)
-        print(("\r" if sys.stdout.isatty() else "") + _row(tally), flush=True)
-        results.append(tally)
+    if args.jobs > 1:
+        results = _in_parallel([t.name for t in chosen], args.cases, args.seed, args.jobs)
+    else:
+        results = []
+        for target in chosen:
+            results.append(run_target(target, args.cases, first_seed=args.seed, progress=_progress))
+            print(("\r" if sys.stdout.isatty() else "") + _row(results[-1]), flush=True)
     if args.json:
         args.json.write_text(json.dumps({"seed": args.seed, "cases_per_target": args.cases,
                                          "targets": [t.to_json() for t in results]}, indent=2, ensure_ascii=False),
@@ -66,6 +72,24 @@ def main(argv: list[str] | None = None) -> int:
         for path in sorted(set(tally.saved))[:5]:
             print(f"  saved {path}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _in_parallel(names: list[str], cases: int, seed: int, jobs: int) -> list[Tally]:
+    """One target per worker process (each builds its own rigs: inventory, cascade, console)."""
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_quiet) as pool:
+        futures = {pool.submit(_run_named, name, cases, seed): name for name in names}
+        for future in as_completed(futures):
+            print(_row(future.result()), flush=True)
+    return [future.result() for future in sorted(futures, key=lambda f: names.index(futures[f]))]
+
+
+def _run_named(name: str, cases: int, seed: int) -> Tally:
+    return run_target(all_targets()[name], cases, first_seed=seed)
+
+
+def _quiet() -> None:
+    logging.getLogger().addHandler(logging.NullHandler())
+    warnings.simplefilter("ignore")
 
 
 def _replay(target: Target, path: Path) -> int:

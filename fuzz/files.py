@@ -34,6 +34,9 @@ _VALUES: tuple[Any, ...] = (None, True, 0, -1, 2**64, 1e308, float("nan"), "", "
                             "10s", "-5m", "0s", "99999999999h", "kind=root_cause", "a!=b", "\x00")
 
 
+_DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def _mutate_tree(rng: random.Random, node: Any, depth: int = 0) -> Any:
     """A copy of a YAML tree with a few changes, more often near the leaves."""
     if isinstance(node, dict) and node:
@@ -76,7 +79,7 @@ def yaml_mutants(corpus: str) -> st.SearchStrategy[str]:
         tree = rng.choice(trees)
         for _ in range(rng.randint(1, 4)):
             tree = _mutate_tree(rng, tree)
-        return yaml.safe_dump(tree, allow_unicode=True, default_flow_style=rng.choice((None, True, False)))
+        return yaml.dump(tree, Dumper=_DUMPER, allow_unicode=True, default_flow_style=rng.choice((None, True, False)))
 
     return st.one_of(mutated_text(st.sampled_from(texts)), tree_mutant())
 
