@@ -150,11 +150,11 @@ async def test_an_alert_before_alerting_is_raised_on_attach_and_again_updates_it
         assert [e.action for e in raised[0].timeline].count("raised") == 1 and alarms.count == 2
 
 
-def test_the_live_sensor_is_automatic_unless_an_interface_or_null_is_named(tmp_path: Path) -> None:
-    assert Config().ids.live_interface == "auto"
+def test_the_live_sensor_is_off_unless_auto_or_an_interface_is_named(tmp_path: Path) -> None:
+    assert Config().ids.live_interface is None
     config = tmp_path / "jukimon.yaml"
-    config.write_text("ids: {live_interface: null}\n")
-    assert load_config(config).ids == IdsSettings(None)
+    config.write_text("ids: {live_interface: auto}\n")
+    assert load_config(config).ids == IdsSettings("auto")
     config.write_text("ids: {live_interface: lo}\n")
     assert load_config(config).ids == IdsSettings("lo")
     config.write_text("ids: {live_interface: 'eth0 lo'}\n")
