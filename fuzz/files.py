@@ -125,21 +125,16 @@ def scenario_text(text: str) -> Outcome:
     return Accepted()
 
 
-def routing_text(text: str) -> Outcome:
-    try:
-        load_routing(_written(text))
-    except RoutingError as exc:
-        return Rejected(reason_of(str(exc)))
-    return Accepted()
+def _loaded_by(load: Callable[[Path], Any], error: type[Exception]) -> Callable[[str], Outcome]:
+    """A target for a file whose loader raises one error type with a message naming file and key."""
+    def call(text: str) -> Outcome:
+        try:
+            load(_written(text))
+        except error as exc:
+            return Rejected(reason_of(str(exc)))
+        return Accepted()
 
-
-def config_text(text: str) -> Outcome:
-    """A configuration file, read by load_config as every command does."""
-    try:
-        load_config(_written(text))
-    except ConfigError as exc:
-        return Rejected(reason_of(str(exc)))
-    return Accepted()
+    return call
 
 
 def _target(name: str, corpus: str, call: Callable[[str], Outcome], doc: str) -> Target:
@@ -152,6 +147,8 @@ def targets() -> list[Target]:
         _target("inventory_file", "inventory", inventory_text,
                 "inventory files (monitor/inventory/yaml_io.py, validate.py)"),
         _target("scenario_file", "scenario", scenario_text, "drill scenario files (drills/loader.py)"),
-        _target("routing_file", "routing", routing_text, "the alert routing tree (alerting/routing.py)"),
-        _target("config_file", "config", config_text, "jukimon.yaml (monitor/config.py load_config)"),
+        _target("routing_file", "routing", _loaded_by(load_routing, RoutingError),
+                "the alert routing tree (alerting/routing.py)"),
+        _target("config_file", "config", _loaded_by(load_config, ConfigError),
+                "jukimon.yaml (monitor/config.py load_config)"),
     ]
