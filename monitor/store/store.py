@@ -233,7 +233,7 @@ class Store:
             async with self._engine.begin() as conn:
                 for statement, rows in batches:
                     await conn.execute(statement, rows)
-        except (DBAPIError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # the driver's own errors may come unwrapped (asyncpg while connecting)
             if not _unreachable(exc):
                 raise  # a real error of this write (a constraint, a bug): retrying cannot help
             self._write_failed(exc)
@@ -263,12 +263,12 @@ def _unreachable(exc: BaseException) -> bool:
     """
     if isinstance(exc, (OSError, TimeoutError)):
         return True
-    if not isinstance(exc, DBAPIError):
-        return False
-    if exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError)):
-        return True
-    sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
-    return sqlstate.startswith(("08", "57"))
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError)):
+            return True
+        exc = exc.orig or exc
+    sqlstate = str(getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None) or "")
+    return sqlstate.startswith(("08", "57"))  # e.g. asyncpg's CannotConnectNowError: "starting up"
 
 
 def _reason(exc: BaseException) -> str:
