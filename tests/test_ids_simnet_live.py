@@ -181,8 +181,8 @@ def test_a_normal_morning_raises_no_alert_about_the_simulation(run: Run, small_i
     hosts = host_index(small_inventory)
     ours = [a for a in run.normal if (a["src_ip"] in hosts or a.get("dest_ip") in hosts)
             and (a.get("src_port") in run.ports or a.get("dest_port") in run.ports)]
-    log.warning("normal window", extra={"alerts_about_simulation": len(ours), "alerts_all": len(run.normal),
-                                        "packets": run.packets, **run.chatter})
+    log.warning("normal window: %d alerts about the simulation, %d in all (other processes' traffic), %d packets, "
+                "chatter %s", len(ours), len(run.normal), run.packets, run.chatter)
     assert ours == [], [(a["alert"]["signature"], a["src_ip"], a.get("dest_ip")) for a in ours]
 
 
