@@ -218,8 +218,13 @@ class IdsSettings:
     benches) a sensor judges their traffic too."""
 
     live_interface: str | None = None
+    # Suricata eve.json files the main job follows as extra alert sources (beside the eve-ingest inbox).
+    eve_files: tuple[str, ...] = ()
 
     def check(self, key: str) -> None:
+        for i, path in enumerate(self.eve_files):
+            if not path:
+                raise ConfigError(f"{key}.eve_files[{i}]: an empty path")
         name = self.live_interface
         if name is not None and not (0 < len(name) < 16 and name.isprintable() and not any(c in name for c in " /")):
             raise ConfigError(f"{key}.live_interface: not an interface name (1-15 characters, no space or /), "
