@@ -60,6 +60,7 @@ from ids.traffic import DEFAULT_RULES, IdsConfig, load_rules
 from ids.traffic.alarms import TrafficAlarms
 from ids.traffic.matrix import network_monitor
 from ids.traffic.sensor import LiveSensor
+from ids.traffic.suricata import EveFollower, inbox_path
 from collectors.outputs import MqttPublisher, TsdbWriter
 from collectors.service import CollectorService
 from collectors.snmp.client import Credentials
@@ -276,7 +277,13 @@ class MainJob:
         return replace(config, tls_ports=config.tls_ports | {sim.tls_port}, snmp_ports=config.snmp_ports | {sim.snmp_port})
 
     async def _start_traffic_ids(self) -> None:
-        """The traffic IDS's live sensor, when configured and allowed to capture (raw sockets need root)."""
+        """The traffic IDS's alarms: from external Suricata EVE files and the ``jukimon ids eve-ingest`` inbox, and
+        from the live sensor when configured and allowed to capture (raw sockets need root)."""
+        self.traffic_alarms = TrafficAlarms(self.inventory)
+        for path in (inbox_path(self.state_dir), *map(Path, self.config.ids.eve_files)):
+            follower = EveFollower(path, self.traffic_alarms)
+            await follower.start()
+            self._stoppers.append(follower.stop)
         interface = self.config.ids.live_interface
         if interface == "auto":  # on the loopback where the simulation runs, if we may capture
             interface = "lo" if os.geteuid() == 0 and self.simulation is not None else None
@@ -286,14 +293,12 @@ class MainJob:
             log.warning("traffic IDS off: capturing needs root", extra=fields(interface=interface,
                                                                                fix="run as root or unset ids.live_interface"))
             return
-        self.traffic_alarms = TrafficAlarms(self.inventory)
         sensor = LiveSensor(interface, self.traffic_alarms, inventory=self.inventory, rules=load_rules(DEFAULT_RULES),
                             monitor_sources=self._monitor_sources(), config=self._ids_config())
         try:
             await sensor.start()
         except OSError as exc:  # e.g. no such interface: the rest of the monitor runs without it
             log.warning("traffic IDS off: cannot capture", extra=fields(interface=interface, reason=str(exc)))
-            self.traffic_alarms = None
             return
         self.traffic_sensor = sensor
         self._stoppers.append(sensor.stop)
