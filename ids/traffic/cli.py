@@ -1,4 +1,5 @@
-"""``jukimon ids replay|live|learn``: the traffic IDS over capture files or an interface."""
+"""``jukimon ids replay|live|learn|eve-ingest``: the traffic IDS over capture files or an interface, and
+alerts from an external Suricata."""
 
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     learn.add_argument("file", type=Path, help="pcap or pcapng of normal traffic")
     learn.add_argument("--out", type=Path, required=True, help="baseline JSON to write")
     learn.set_defaults(handler=_learn)
+    ingest = commands.add_parser("eve-ingest", help="hand an external Suricata's EVE JSON alerts to the running monitor",
+                                 description="Reads EVE JSON (one event per line; '-' for stdin), keeps the alert "
+                                             "events and appends them, as Jukimon alerts of type signature, to the "
+                                             "inbox the main job follows: they become traffic alarms and show on /ids.")
+    ingest.add_argument("file", help="EVE JSON file, or - for standard input")
+    ingest.add_argument("--state-dir", type=Path, default=Path("state"),
+                        help="the main job's state directory (default state): the inbox is <dir>/ids/eve-inbox.jsonl")
+    ingest.set_defaults(handler=_eve_ingest)
 
 
 def _detector_options(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +92,23 @@ def _live(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         stop.set()
     return 0
+
+
+def _eve_ingest(args: argparse.Namespace) -> int:
+    from ids.traffic.suricata import EveReader, inbox_path
+
+    reader, inbox = EveReader(), inbox_path(args.state_dir)
+    inbox.parent.mkdir(parents=True, exist_ok=True)
+    stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8", errors="replace")
+    try:
+        with open(inbox, "a", encoding="utf-8") as out:  # whole lines, appended: the follower reads complete ones
+            for alert in reader.alerts(stream):
+                out.write(json.dumps(alert, ensure_ascii=False) + "\n")
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    log.info("EVE ingested", extra=fields(file=args.file, inbox=str(inbox), **reader.counts))
+    return 0 if reader.counts["alerts"] or not reader.counts["malformed"] else 1
 
 
 def _learn(args: argparse.Namespace) -> int:
