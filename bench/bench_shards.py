@@ -1,7 +1,7 @@
 """Scaling the collectors from 1 to 4 processes sharing one simulated network through one broker.
 
     .venv/bin/python bench/bench_shards.py [--quick] [--processes 4] [--seconds 60] [--warmup 60]
-        [--settle 15] [--interval 10] [--prefectures 13,27] [--output FILE]
+        [--settle 15] [--interval 10] [--prefectures 13,27] [--output FILE] [--keep DIR]
 
 One private Mosquitto, one simulated network (SNMPv3, no TLS services) in a child process, and
 ``jukimon collector run`` processes added one at a time: 1, then 2, 3, 4. After each start the
@@ -12,7 +12,8 @@ sees it:
 - polls/s achieved against demanded (devices / interval);
 - missed cycles: for every device, each wait of more than 1.5 intervals between polls (or from the
   window's start / to its end) counts the intervals it skipped;
-- double polls: two polls of one device less than half an interval apart (two owners at once);
+- double polls: two polls of one device less than half an interval apart, the first one answered
+  (two owners at once; re-checks after a failed poll are on purpose and not counted);
 - per process: its share (the same rendezvous function the processes use), its CPU from /proc,
   CPU-seconds per 1,000 of its polls, RSS.
 
@@ -75,18 +76,22 @@ def simulate(inventory_file: str, snmp_port: int, state_dir: str, ready: Any) ->
 # --- what the bus says -----------------------------------------------------------------------
 
 class Polls:
-    """Arrival time (monotonic) of every poll per device, and failed polls, from ``…/samples``."""
+    """When each poll was made (the sample's own time: a listener that falls behind must not move
+    polls from one window into the next) and its outcome, per device, from ``…/samples``."""
 
     def __init__(self) -> None:
         self.times: dict[str, list[float]] = defaultdict(list)
+        self.ok: dict[str, list[bool]] = defaultdict(list)
         self.failed = 0
 
     def add(self, topic: str, payload: bytes) -> None:
         device = topic.split("/")[-2]
         for record in json.loads(payload):
             if record.get("measurement") == "poll":
-                self.times[device].append(time.monotonic())
-                self.failed += not record["fields"].get("ok", False)
+                ok = bool(record["fields"].get("ok", False))
+                self.times[device].append(float(record["ts"]))
+                self.ok[device].append(ok)
+                self.failed += not ok
 
 
 async def listen(host: str, port: int, polls: Polls, ready: asyncio.Event) -> None:
@@ -102,12 +107,14 @@ async def listen(host: str, port: int, polls: Polls, ready: asyncio.Event) -> No
 def window_figures(polls: Polls, devices: list[str], interval: float, start: float, end: float) -> dict[str, Any]:
     missed = double = count = 0
     for device in devices:
-        seen = [t for t in polls.times[device] if start <= t < end]
+        seen = [(t, ok) for t, ok in zip(polls.times[device], polls.ok[device], strict=True) if start <= t < end]
         count += len(seen)
-        for a, b in pairwise([start, *seen, end]):
+        for a, b in pairwise([start, *(t for t, _ in seen), end]):
             if b - a > 1.5 * interval:
                 missed += round((b - a) / interval) - 1
-        double += sum(1 for a, b in pairwise(seen) if b - a < 0.5 * interval)
+        # Two polls half an interval apart, the first one answered: two owners at once (a re-check after
+        # a failed poll is on purpose and not counted).
+        double += sum(1 for (a, ok), (b, _) in pairwise(seen) if ok and b - a < 0.5 * interval)
     return {"polls": count, "missed": missed, "double_polls": double}
 
 
@@ -170,10 +177,11 @@ async def measure(args: argparse.Namespace, files: Path) -> dict[str, Any]:
                 await asyncio.sleep(0.2)
             await asyncio.sleep(args.warmup if n == 1 else args.settle)
             cpu_before = [c.cpu() for c in collectors]
-            failed_before, start = polls.failed, time.monotonic()
+            failed_before, start = polls.failed, time.time()
             await asyncio.sleep(args.seconds)
-            end = time.monotonic()
+            end = time.time()
             cpu = [c.cpu() - b for c, b in zip(collectors, cpu_before, strict=True)]
+            await asyncio.sleep(1.0)  # polls made before the end may still be on their way
             shares = assign(devices, {c.member_id: 1.0 for c in collectors})
             per_process = []
             for collector, used in zip(collectors, cpu, strict=True):
@@ -195,8 +203,14 @@ async def measure(args: argparse.Namespace, files: Path) -> dict[str, Any]:
                   f"missed {row['missed']}, double {row['double_polls']}, "
                   f"{row['cpu_s_per_1000_polls']} CPU-s/1,000 polls", flush=True)
     finally:
+        for collector in collectors:  # all at once: each says goodbye and sends what it has queued
+            if collector.proc.poll() is None:
+                collector.proc.terminate()
         for collector in collectors:
-            stop_process(collector.proc)
+            try:
+                collector.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                stop_process(collector.proc, signal.SIGKILL)
         if listener is not None:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
@@ -233,14 +247,19 @@ def main() -> int:
     parser.add_argument("--interval", type=float, help="every device's poll interval (default 10; quick 5)")
     parser.add_argument("--prefectures", help="comma-separated prefecture codes (default all; quick 13,27)")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON file (default {RESULTS})")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="keep inventory, config and collector logs here")
     args = parser.parse_args()
     quick = {"seconds": 12.0, "warmup": 10.0, "settle": 6.0, "interval": 5.0, "prefectures": "13,27"}
     full = {"seconds": 60.0, "warmup": 60.0, "settle": 15.0, "interval": 10.0, "prefectures": None}
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    with tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp:
-        result = asyncio.run(measure(args, Path(tmp)))
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        result = asyncio.run(measure(args, args.keep.resolve()))
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp:
+            result = asyncio.run(measure(args, Path(tmp)))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
