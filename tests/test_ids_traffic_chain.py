@@ -175,7 +175,8 @@ async def test_without_root_the_sensor_is_off_with_a_warning_only_when_an_interf
     job = _job(small_inventory, tmp_path, interface)
     with caplog.at_level(logging.WARNING, "jukimon"):
         await job._start_traffic_ids()
-    assert job.traffic_sensor is None and job.traffic_alarms is None
+    await job.stop()  # the EVE inbox follower
+    assert job.traffic_sensor is None
     assert any("needs root" in r.getMessage() for r in caplog.records) is warned
     assert warned or not caplog.records  # the default says nothing: the sensor is simply not for this user
 
@@ -186,7 +187,9 @@ async def test_an_interface_that_does_not_exist_leaves_the_sensor_off_and_says_w
     job = _job(small_inventory, tmp_path, "nosuch0")
     with caplog.at_level(logging.WARNING, "jukimon"):
         await job._start_traffic_ids()
-    assert job.traffic_sensor is None and job.traffic_alarms is None and not job._stoppers
+    stoppers = len(job._stoppers)
+    await job.stop()
+    assert job.traffic_sensor is None and stoppers == 1  # the EVE inbox follower only
     assert any("cannot capture" in r.getMessage() and r.fields["interface"] == "nosuch0" for r in caplog.records)
 
 

@@ -117,6 +117,8 @@ class EveFollower:
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
+            if self._offset is None:
+                self._offset = 0  # not there yet: all it will hold is new
             return 0
         if self._offset is None:
             self._offset, self._inode = stat.st_size, stat.st_ino
