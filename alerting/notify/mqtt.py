@@ -22,6 +22,11 @@ from alerting.notify.receivers import DeliveryError
 from monitor.mqtt_tls import watch_refusals
 
 
+# Seconds one attempt (connect, PUBACK) may take: a broker that dies after the PUBLISH resets the connection,
+# but the PUBACK wait would last the whole timeout and hold the retry that would find the broker back.
+ATTEMPT_TIMEOUT = 3.0
+
+
 class MqttReceiver:
     def __init__(self, host: str, port: int, topic: str, qos: int = 1, *, timeout: float = 10.0,
                  tls: ssl.SSLContext | None = None) -> None:
@@ -47,7 +52,7 @@ class MqttReceiver:
         payload = json.dumps(notification_dict(n), ensure_ascii=False).encode()
         refused: list[str] = []
         try:
-            async with aiomqtt.Client(self.host, self.port, timeout=self.timeout, tls_context=self.tls,
+            async with aiomqtt.Client(self.host, self.port, timeout=min(self.timeout, ATTEMPT_TIMEOUT), tls_context=self.tls,
                                       protocol=aiomqtt.ProtocolVersion.V5) as client:
                 watch_refusals(client._client, lambda mid, reason: refused.append(reason))  # e.g. the broker's ACL
                 await client.publish(self.topic, payload, qos=self.qos)
