@@ -40,12 +40,11 @@ from collections import Counter
 from typing import Any, Callable, Protocol, Sequence
 
 import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from monitor.envelope import EnvelopeError, Event, Sample, decode
 from monitor.logs import fields
+from monitor.mqtt_session import RECONNECT_BACKOFF_MAX, persistent_session
 
 log = logging.getLogger("monitor.intake")
 
@@ -84,7 +83,7 @@ class BusIntake:
 
     def __init__(self, host: str, port: int, sinks: Sequence[Sink], *, client_id: str, prefix: str = "jukimon",
                  publisher: MessagePublisher | None = None, tls: ssl.SSLContext | None = None,
-                 session_expiry: int = 3600, backoff_initial: float = 0.2, backoff_max: float = 10.0,
+                 session_expiry: int = 3600, backoff_initial: float = 0.2, backoff_max: float = RECONNECT_BACKOFF_MAX,
                  keepalive: int = 15) -> None:
         self.host, self.port, self.client_id, self.prefix = host, port, client_id, prefix.rstrip("/")
         self.tls = tls  # monitor.mqtt_tls.client_context(): the monitor's certificate (read jukimon/#)
@@ -148,10 +147,9 @@ class BusIntake:
         backoff = self.backoff_initial
         failing = False
         while True:
-            properties = Properties(PacketTypes.CONNECT)
-            properties.SessionExpiryInterval = self.session_expiry
             client = aiomqtt.Client(self.host, self.port, identifier=self.client_id,
-                                    protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=properties,
+                                    protocol=aiomqtt.ProtocolVersion.V5, clean_start=False,
+                                    properties=persistent_session(self.session_expiry),
                                     keepalive=self.keepalive, tls_context=self.tls,
                                     logger=logging.getLogger("monitor.intake.client"))
             try:

@@ -34,14 +34,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import aiomqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from alerting.cascade.links import LinkError
 from alerting.cascade.model import Channel, Delivery
 from alerting.cascade.signing import verify_bytes
 from alerting.cascade.tracker import ConfirmOutcome
 from monitor.logs import fields as log_fields
+from monitor.mqtt_session import RECONNECT_BACKOFF_MAX, persistent_session
 from monitor.mqtt_tls import watch_refusals
 
 if TYPE_CHECKING:  # the sender builds this channel: no import cycle at run time
@@ -51,13 +50,6 @@ log = logging.getLogger("alerting.cascade.mqtt")
 
 _PUBLISH_CHUNK = 500  # publishes awaiting PUBACK at once
 SESSION_EXPIRY = 7 * 24 * 3600  # s the broker keeps our subscription and queued receipts while we are away
-
-
-def _persistent_session() -> Properties:
-    """CONNECT properties asking the broker to keep the session ``SESSION_EXPIRY`` seconds after a disconnect."""
-    properties = Properties(PacketTypes.CONNECT)
-    properties.SessionExpiryInterval = SESSION_EXPIRY
-    return properties
 
 
 def report_topic(prefix: str, org: str) -> str:
@@ -89,7 +81,7 @@ class MqttChannel:
     """Publishes reports and takes receipts over one MQTT connection, reconnecting with backoff."""
 
     def __init__(self, host: str, port: int, composer: MailComposer, *, prefix: str = "jukimon",
-                 client_id: str = "jukimon-cascade", backoff_max: float = 2.0,
+                 client_id: str = "jukimon-cascade", backoff_max: float = RECONNECT_BACKOFF_MAX,
                  tls: ssl.SSLContext | None = None) -> None:
         self.host, self.port, self.prefix, self.client_id = host, port, prefix, client_id
         self.tls = tls  # monitor.mqtt_tls.MqttTls.client_context(): the broker's ACL gives "cascade" its topics
@@ -157,7 +149,7 @@ class MqttChannel:
         while not self._stopping:
             client = aiomqtt.Client(self.host, self.port, identifier=self.client_id,
                                     protocol=aiomqtt.ProtocolVersion.V5, clean_start=False,
-                                    properties=_persistent_session(),
+                                    properties=persistent_session(SESSION_EXPIRY),
                                     max_inflight_messages=_PUBLISH_CHUNK, tls_context=self.tls,
                                     logger=logging.getLogger("alerting.cascade.mqtt.client"))
             client.pending_calls_threshold = 2 * _PUBLISH_CHUNK  # we publish in chunks on purpose: no warning
