@@ -8,10 +8,12 @@ stop and start one again *on the same port and data directory* for outage tests.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -23,6 +25,16 @@ from typing import Any
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 VICTORIA_METRICS = shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics"
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: when its parent dies, even by SIGKILL, it gets SIGTERM (Linux PR_SET_PDEATHSIG),
+    so a killed main job leaves no broker, TSDB or simulation behind on its ports."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port() -> int:
@@ -58,7 +70,8 @@ class ManagedProcess:
     def start(self, timeout: float = 20.0) -> None:
         assert not self.running, f"{self.name} already running"
         log = self._log.open("ab")
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+                                     preexec_fn=die_with_parent)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

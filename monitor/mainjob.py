@@ -29,11 +29,9 @@ install it. Everything started here is stopped here, in reverse order.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import secrets
-import signal
 import socket
 import sys
 import time
@@ -70,7 +68,7 @@ from collectors.syslog import SyslogListener
 from monitor.config import Config
 from monitor.envelope import Event, EventType, Sample
 from monitor.inventory.model import Inventory
-from monitor.localservers import MOSQUITTO, VICTORIA_METRICS, Mosquitto, VictoriaMetrics
+from monitor.localservers import MOSQUITTO, VICTORIA_METRICS, Mosquitto, VictoriaMetrics, die_with_parent
 from monitor.logs import fields
 from monitor.mqtt_tls import client_context
 from monitor.lifecycle import LifecycleChecker
@@ -307,7 +305,7 @@ class MainJob:
     async def _start_simulation(self, trap_port: int, syslog_port: int, audit_port: int) -> None:
         self._sim = await asyncio.create_subprocess_exec(*self.simulation.argv(trap_port, syslog_port, audit_port),
                                                          stdout=asyncio.subprocess.PIPE,
-                                                         preexec_fn=_die_with_parent)
+                                                         preexec_fn=die_with_parent)
         assert self._sim.stdout is not None
         first = await asyncio.wait_for(self._sim.stdout.readline(), 120)
         if b"devices up" not in first:
@@ -599,15 +597,6 @@ def _publish(mqtt: MqttPublisher, records: list[Sample | Event]) -> None:
     for record in records:
         if isinstance(record, Event):
             mqtt.publish(record)
-
-
-def _die_with_parent() -> None:
-    """In the child: if the main job dies, even by SIGKILL, the simulated network stops with it (Linux)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 async def _relay(stream: asyncio.StreamReader) -> None:
