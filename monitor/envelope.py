@@ -129,12 +129,19 @@ def encode(record: Sample | Event) -> bytes:
 
 def decode(payload: bytes | str) -> Sample | Event:
     """Parse one JSON record from the bus; raise EnvelopeError with the reason if it is not one."""
-    try:
-        data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EnvelopeError(f"not JSON: {exc}") from None
-    except RecursionError:
-        raise EnvelopeError("not JSON: nested too deeply") from None
+    return decode_record(_load(payload))
+
+
+def decode_batch(payload: bytes | str) -> list[Sample | Event]:
+    """Parse a JSON array of records (a poll's ``samples`` message) without re-encoding each one."""
+    items = _load(payload)
+    if not isinstance(items, list):
+        raise EnvelopeError("a batch is a JSON array")
+    return [decode_record(item) for item in items]
+
+
+def decode_record(data: Any) -> Sample | Event:
+    """One record from already-parsed JSON; EnvelopeError with the reason if it is not one."""
     if not isinstance(data, dict):
         raise EnvelopeError("a record is a JSON object")
     kind = data.get("kind")
@@ -146,6 +153,15 @@ def decode(payload: bytes | str) -> Sample | Event:
     if kind == "event":
         return _decode_event(data, float(ts))
     raise EnvelopeError(f"unknown kind {kind!r}")
+
+
+def _load(payload: bytes | str) -> Any:
+    try:
+        return json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EnvelopeError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise EnvelopeError("not JSON: nested too deeply") from None
 
 
 _ORIGIN_KEYS = ("device", "site", "prefecture", "tier", "role")

@@ -42,7 +42,7 @@ from typing import Any, Callable, Protocol, Sequence
 import aiomqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from monitor.envelope import EnvelopeError, Event, Sample, decode
+from monitor.envelope import EnvelopeError, Event, Sample, decode, decode_batch
 from monitor.logs import fields
 from monitor.mqtt_session import RECONNECT_BACKOFF_MAX, persistent_session
 
@@ -66,13 +66,7 @@ def parse(topic: str, payload: bytes) -> list[Sample | Event]:
     """The records of one message; ``EnvelopeError`` naming the reason when it is not what the topic says."""
     if not topic.endswith("/samples"):
         return [decode(payload)]
-    try:
-        items = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EnvelopeError(f"not JSON: {exc}") from None
-    if not isinstance(items, list):
-        raise EnvelopeError("a samples message is a JSON array")
-    records = [decode(json.dumps(item)) for item in items]
+    records = decode_batch(payload)
     if not all(isinstance(r, Sample) for r in records):
         raise EnvelopeError("a samples message holds samples only")
     return records
