@@ -73,7 +73,10 @@ class ShardedCollector:
         snmp = config.collectors.snmp
         credentials = Credentials(snmp.version, community=snmp.community, user=snmp.user,
                                   auth_protocol=snmp.auth_protocol, auth_key=snmp.auth_key, priv_key=snmp.priv_key)
-        client = SnmpUdpClient(credentials, timeout=config.collectors.timeout, retries=config.collectors.retries)
+        # Only an explicit collectors.source_address: the inventory's network monitor (the main job's default)
+        # is one host's address, and a collector process may run on any host.
+        client = SnmpUdpClient(credentials, timeout=config.collectors.timeout, retries=config.collectors.retries,
+                               source=config.collectors.source_address or None)
         self.service = CollectorService(inventory, config.collectors, client, [self._publish],
                                         snmp_port=options.snmp_port, tls_port=options.tls_port)
         self.service.set_assigned(())  # nothing until we know who else is there
