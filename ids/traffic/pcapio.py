@@ -22,6 +22,7 @@ _PCAP_MAGICS = {
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 
 Record = tuple[float, int, bytes]
+_LAST_SECOND = 253_402_300_800.0  # 10000-01-01 UTC: timestamps become dates in every alert
 _MIN_BODY = {1: 8, 6: 20, 3: 4}  # interface description, enhanced packet, simple packet: their fixed fields
 
 
@@ -89,7 +90,10 @@ def _read_pcapng(stream: BinaryIO) -> Iterator[Record]:
         elif block_type == 6:  # enhanced packet
             iface, high, low, caplen, _ = struct.unpack_from(order + "IIIII", body)
             linktype, tick = interfaces[iface] if iface < len(interfaces) else (LINKTYPE_ETHERNET, 1e-6)
-            yield ((high << 32) | low) * tick, linktype, body[20:20 + caplen]
+            ts = ((high << 32) | low) * tick
+            if ts >= _LAST_SECOND:  # 64-bit ticks of a coarse resolution reach far beyond what a date can hold
+                raise CaptureError(f"pcapng packet time {ts:.3g} s is after the year 9999")
+            yield ts, linktype, body[20:20 + caplen]
         elif block_type == 3:  # simple packet: no timestamp
             yield 0.0, interfaces[0][0] if interfaces else LINKTYPE_ETHERNET, body[4:]
         type_raw = stream.read(4)
