@@ -50,8 +50,10 @@ class DeviceStatus:
 
 class CollectorService:
     def __init__(self, inventory: Inventory, settings: CollectorSettings, client: SnmpClient,
-                 sinks: Iterable[Sink] = (), *, snmp_port: int | None = None, tls_port: int | None = None):
+                 sinks: Iterable[Sink] = (), *, snmp_port: int | None = None, tls_port: int | None = None,
+                 source: str | None = None):
         self.settings = settings
+        self.source = source  # the TLS and ICMP checks' local address, like the SNMP client's (None: the kernel's)
         self.client = client
         self.sinks = list(sinks)
         self.snmp_port = snmp_port or settings.snmp.port
@@ -150,7 +152,7 @@ class CollectorService:
         return await self._poll_snmp(target)
 
     async def _poll_icmp(self, target: Target) -> bool:
-        check = await check_icmp(target.device.address, timeout=self.settings.timeout)
+        check = await check_icmp(target.device.address, timeout=self.settings.timeout, source=self.source)
         values: dict[str, float | int | str | bool] = {"sent": check.sent, "received": check.received,
                                                        "loss": round(check.loss, 4)}
         if check.rtt_avg_ms is not None:
@@ -210,7 +212,7 @@ class CollectorService:
 
     async def _poll_tls(self, target: Target) -> bool:
         device, origin = target.device, target.origin
-        check = await check_tls(device.address, self.tls_port, timeout=self.settings.timeout)
+        check = await check_tls(device.address, self.tls_port, timeout=self.settings.timeout, source=self.source)
         now = time.time()
         values: dict[str, float | int | str | bool] = {"ok": check.ok}
         if check.connect_ms is not None:

@@ -187,7 +187,7 @@ class MainJob:
         sinks = [self._to_history, self.engine.sink, self._to_lifecycle]
         mqtt = self._mqtt_publisher = await self._mqtt()
         if mqtt is not None:
-            sinks.append(lambda records: _publish(mqtt, records))
+            sinks.append(mqtt.publish_records)
             self.engine.listeners.append(StateBus(mqtt))
         tsdb = await self._tsdb()
         if tsdb is not None:
@@ -196,10 +196,12 @@ class MainJob:
 
         self.simulation.trap_version = "3" if snmp.version == "3" else "2c"
         await self._start_simulation(trap_port, syslog_port, audit_port)
+        source = self._poll_source()
         client = SnmpUdpClient(credentials, timeout=self.config.collectors.timeout,
-                               retries=self.config.collectors.retries, source=self._poll_source())
+                               retries=self.config.collectors.retries, source=source)
         self.collectors = CollectorService(self.inventory, self.config.collectors, client, sinks,
-                                           snmp_port=self.simulation.snmp_port, tls_port=self.simulation.tls_port)
+                                           snmp_port=self.simulation.snmp_port, tls_port=self.simulation.tls_port,
+                                           source=source)
         self.engine.recheck = self.collectors.recheck
         self.collectors.start()
         self._stoppers.append(self.collectors.stop)
@@ -262,9 +264,8 @@ class MainJob:
         return monitor.address if monitor is not None else None
 
     def _monitor_sources(self) -> frozenset[str]:
-        """Where the monitor's own requests come from, for the traffic IDS: the polling address, and the
-        monitoring host's loopback address (its listeners' address, from which the TLS certificate check
-        connects while ``CollectorService`` gives it no source)."""
+        """Where the monitor's own traffic comes from, for the traffic IDS: the polling address (SNMP, TLS and
+        ICMP checks), and the monitoring host's loopback address (its listeners: store, broker, TSDB, console)."""
         return frozenset(a for a in (self._poll_source(), "127.0.0.1") if a)
 
     def _ids_config(self) -> IdsConfig:
@@ -589,14 +590,6 @@ def _local_pseudonym_key(key_file: Path) -> OpsIdsSettings:
         write_private(key_file, secrets.token_hex(32).encode())
         log.warning("operation IDS: pseudonym key created", extra=fields(key_file=str(key_file), env=KEY_ENV))
     return OpsIdsSettings(pseudonym_key_id="local", pseudonym_keys={"local": key_file.read_text().strip()})
-
-
-def _publish(mqtt: MqttPublisher, records: list[Sample | Event]) -> None:
-    """A poll's samples as one message, its events one by one (they have their own topics and QoS)."""
-    mqtt.publish_poll([r for r in records if isinstance(r, Sample)])
-    for record in records:
-        if isinstance(record, Event):
-            mqtt.publish(record)
 
 
 async def _relay(stream: asyncio.StreamReader) -> None:

@@ -26,7 +26,7 @@ import pytest_asyncio
 
 from collectors.shard import Membership
 from monitor.config import ShardSettings
-from monitor.envelope import Sample, decode
+from monitor.envelope import Sample, decode_batch
 from monitor.inventory import save_inventory
 from monitor.inventory.model import Inventory
 from monitor.inventory.subset import subset_by_prefecture
@@ -76,8 +76,7 @@ class Polls:
 
     def add(self, payload: bytes) -> None:
         now = time.monotonic()
-        for record in json.loads(payload):  # one poll's samples, each an envelope record
-            sample = decode(json.dumps(record))
+        for sample in decode_batch(payload):  # one poll's samples
             if isinstance(sample, Sample) and sample.measurement == "poll" and sample.origin.device:
                 self.times[sample.origin.device].append(now)
                 if not sample.fields["ok"]:

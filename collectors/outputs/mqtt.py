@@ -156,6 +156,14 @@ class MqttPublisher:
         self._enqueue(topic, payload, 0, False)
         return True
 
+    def publish_records(self, records: list[Sample | Event]) -> None:
+        """A poll's output as the collectors' sink: its samples as one message, its events one by one
+        (they have their own topics and QoS)."""
+        self.publish_poll([r for r in records if isinstance(r, Sample)])
+        for record in records:
+            if isinstance(record, Event):
+                self.publish(record)
+
     def publish_message(self, subtopic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
         """Queue any message under the prefix (the monitor's states and conditions use this)."""
         self._enqueue(f"{self.topic_prefix}/{subtopic}", payload, qos, retain)

@@ -75,10 +75,11 @@ class ShardedCollector:
                                   auth_protocol=snmp.auth_protocol, auth_key=snmp.auth_key, priv_key=snmp.priv_key)
         # Only an explicit collectors.source_address: the inventory's network monitor (the main job's default)
         # is one host's address, and a collector process may run on any host.
+        source = config.collectors.source_address or None
         client = SnmpUdpClient(credentials, timeout=config.collectors.timeout, retries=config.collectors.retries,
-                               source=config.collectors.source_address or None)
+                               source=source)
         self.service = CollectorService(inventory, config.collectors, client, [self._publish],
-                                        snmp_port=options.snmp_port, tls_port=options.tls_port)
+                                        snmp_port=options.snmp_port, tls_port=options.tls_port, source=source)
         self.service.set_assigned(())  # nothing until we know who else is there
         self.members: Members = {}
         shard = config.collectors.shard
@@ -119,10 +120,8 @@ class ShardedCollector:
         await self.publisher.stop()
 
     def _publish(self, records: list[Sample | Event]) -> None:
-        """A poll's samples as one message, its events one by one: the topic tree the monitor reads."""
-        self.publisher.publish_poll([r for r in records if isinstance(r, Sample)])
-        for event in (r for r in records if isinstance(r, Event)):
-            self.publisher.publish(event)
+        """To the bus (the topic tree the monitor reads) and, when configured, the TSDB."""
+        self.publisher.publish_records(records)
         if self.tsdb is not None:
             self.tsdb.write_many(r for r in records if isinstance(r, Sample))
 
