@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import datetime as dt
 import json
 import random
 import statistics
@@ -38,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench._proc import machine  # noqa: E402
 from bench._sim import Simulation, free_port  # noqa: E402
+from monitor.japan_time import JST  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "state.json"
 
@@ -74,7 +76,9 @@ async def run(args: argparse.Namespace, sim: Simulation, traps: Any) -> dict[str
     service = CollectorService(inventory, settings, client, [failures], snmp_port=sim.snmp_port,
                                tls_port=sim.tls_port)
     await traps.start("127.0.0.1", sim.trap_receiver[1])
-    engine = StateEngine(inventory, recheck=service.recheck)
+    # Judged as on a weekday at 10:00 JST whatever the hour of the run: at night a stopped CS is OFF-SCHEDULE, not DOWN.
+    business_hours = dt.datetime(2026, 12, 2, 10, 0, tzinfo=JST).timestamp() - time.time()
+    engine = StateEngine(inventory, recheck=service.recheck, calendar_clock=lambda: time.time() + business_hours)
     raised: list[tuple[float, Any]] = []
     engine.listeners.append(lambda changes: raised.extend((time.time(), c) for c in changes.raised))
     service.sinks.append(engine.sink)
@@ -122,6 +126,9 @@ async def run(args: argparse.Namespace, sim: Simulation, traps: Any) -> dict[str
         while any(f"device_down:{cs}" in engine.conditions for cs in batch):
             await asyncio.sleep(0.5)
         raised.clear()
+
+    if not latencies:
+        raise RuntimeError("no switched-off CS became a DEVICE_DOWN alarm within 60 s")
 
     # 2. the storm
     storm_site = f"pref-{args.storm_prefecture}"
