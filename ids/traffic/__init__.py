@@ -2,7 +2,8 @@
 
 Public surface::
 
-    from ids.traffic import Engine, IdsConfig, replay, replay_alerts, learn_baseline, Baseline, load_rules, to_event
+    from ids.traffic import (Engine, IdsConfig, replay, replay_alerts, learn_baseline, FrameLearner, Baseline,
+                             load_rules, to_event)
 """
 
 from ids.traffic.baseline import Baseline
@@ -10,8 +11,8 @@ from ids.traffic.config import IdsConfig
 from ids.traffic.engine import Engine, EngineStats
 from ids.traffic.eve import AlertType, jukimon_type
 from ids.traffic.events import to_event
-from ids.traffic.replay import learn_baseline, replay, replay_alerts
+from ids.traffic.replay import FrameLearner, learn_baseline, replay, replay_alerts
 from ids.traffic.rules import DEFAULT_RULES, load_rules
 
-__all__ = ["AlertType", "Baseline", "DEFAULT_RULES", "Engine", "EngineStats", "IdsConfig", "jukimon_type",
+__all__ = ["AlertType", "Baseline", "DEFAULT_RULES", "Engine", "EngineStats", "FrameLearner", "IdsConfig", "jukimon_type",
            "learn_baseline", "load_rules", "replay", "replay_alerts", "to_event"]

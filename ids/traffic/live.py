@@ -13,8 +13,9 @@ import select
 import socket
 import threading
 import time
+from typing import Protocol
 
-from ids.traffic.engine import Engine
+from ids.traffic.engine import EngineStats
 from ids.traffic.pcapio import LINKTYPE_ETHERNET
 from monitor.logs import fields
 
@@ -27,6 +28,16 @@ DRAIN = 1024  # frames read per wake-up at most
 _SO_RCVBUFFORCE = 33  # Linux; Python does not export it (root may exceed net.core.rmem_max)
 
 
+class FrameSink(Protocol):
+    """What ``capture`` feeds: an ``Engine`` judging, or a ``replay.FrameLearner`` learning a baseline."""
+
+    stats: EngineStats
+
+    def frame(self, ts: float, linktype: int, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
 def open_capture(interface: str) -> socket.socket:
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, RECEIVE_BUFFER)
@@ -34,8 +45,8 @@ def open_capture(interface: str) -> socket.socket:
     return sock
 
 
-def capture(engine: Engine, interface: str, stop: threading.Event, ready: threading.Event | None = None) -> None:
-    """Feed every frame seen on ``interface`` to the engine until ``stop`` is set; then end its flows."""
+def capture(engine: FrameSink, interface: str, stop: threading.Event, ready: threading.Event | None = None) -> None:
+    """Feed every frame seen on ``interface`` to the engine until ``stop`` is set; then close it (ends its flows)."""
     sock = open_capture(interface)
     loopback = interface == "lo"
     log.info("capture started", extra=fields(interface=interface))

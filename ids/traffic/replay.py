@@ -33,15 +33,39 @@ def replay_alerts(path: str | Path, **options) -> tuple[list[Alert], EngineStats
     return alerts, stats
 
 
-def learn_baseline(path: str | Path, config: IdsConfig = DEFAULT_CONFIG) -> Baseline:
-    """Peers and per-link hour-of-week volume peaks of a capture of normal traffic."""
-    learner = BaselineLearner()
-    flows = FlowTable(config.flows)
-    for ts, linktype, data in read_capture(path):
+class FrameLearner:
+    """Learns what normal looks like from frames: a capture file's (``learn_baseline``) or an interface's, fed
+    by ``live.capture`` like an ``Engine`` (a sensor learning the quiet minutes it watches)."""
+
+    def __init__(self, config: IdsConfig = DEFAULT_CONFIG):
+        self.stats = EngineStats()
+        self._learner = BaselineLearner()
+        self._flows = FlowTable(config.flows)
+
+    def frame(self, ts: float, linktype: int, data: bytes) -> None:
+        stats = self.stats
+        stats.packets += 1
         try:
             pkt = decode(ts, linktype, data)
         except Malformed:
-            continue
-        if pkt is not None and pkt.proto != ARP:
-            learner.packet(pkt, flows.update(pkt)[1])
+            stats.malformed += 1
+            return
+        if pkt is None or pkt.proto == ARP:
+            stats.ignored += 1
+            return
+        stats.decoded += 1
+        self._learner.packet(pkt, self._flows.update(pkt)[1])
+
+    def close(self) -> None:
+        """Nothing to end: flows only tell the learner which packets open a conversation."""
+
+    def baseline(self) -> Baseline:
+        return self._learner.baseline()
+
+
+def learn_baseline(path: str | Path, config: IdsConfig = DEFAULT_CONFIG) -> Baseline:
+    """Peers and per-link hour-of-week volume peaks of a capture of normal traffic."""
+    learner = FrameLearner(config)
+    for ts, linktype, data in read_capture(path):
+        learner.frame(ts, linktype, data)
     return learner.baseline()
