@@ -240,3 +240,12 @@ async def test_a_graph_breaks_its_line_over_an_outage() -> None:
     graph = Graph("graph.rtt", "", "ms", (Series("SNMP", history.series("cs1", "system.rtt_ms")),))
     svg = str(render_svg(graph, t0, t0 + 600, 10, lambda ts: f"{ts:.0f}"))
     assert svg.count("<polyline") == 2 and ">10 ms<" in svg
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_every_condition_kind_has_a_name_in_each_language(lang: str) -> None:
+    from dashboards.i18n import catalogue
+    from monitor.state.model import ConditionKind
+
+    missing = [kind.value for kind in ConditionKind if f"condition.{kind.value}" not in catalogue(lang)]
+    assert missing == []
