@@ -187,7 +187,7 @@ class MqttChannel:
         try:
             message = json.loads(payload)
             token, by = str(message["token"]), str(message.get("by") or org)[:200]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: JSON nested too deeply
             return self._reject(org, "malformed")
         try:
             claim = self.composer.links.verify(token)
