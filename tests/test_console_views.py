@@ -243,7 +243,7 @@ async def test_a_graph_breaks_its_line_over_an_outage() -> None:
 
 
 @pytest.mark.parametrize("lang", ["ja", "en"])
-def test_every_condition_kind_has_a_name_in_each_language(lang: str) -> None:
+async def test_every_condition_kind_has_a_name_in_each_language(lang: str) -> None:
     from dashboards.i18n import catalogue
     from monitor.state.model import ConditionKind
 
