@@ -53,10 +53,10 @@ def mosquitto_server(workdir: Path) -> Iterator[Mosquitto]:
 
 
 @contextlib.contextmanager
-def victoria_metrics_server(workdir: Path) -> Iterator[VictoriaMetrics]:
-    """A running private VictoriaMetrics; stopped on exit whatever the test did to it."""
+def victoria_metrics_server(workdir: Path, kind: type[VictoriaMetrics] = VictoriaMetrics) -> Iterator[VictoriaMetrics]:
+    """A running private VictoriaMetrics (or a variant of it); stopped on exit whatever the test did to it."""
     require(VICTORIA_METRICS, "victoria-metrics")
-    server = VictoriaMetrics(workdir / "victoria-metrics")
+    server = kind(workdir / "victoria-metrics")
     server.start()
     try:
         yield server

@@ -29,7 +29,7 @@ from collectors.outputs.tsdb import TsdbWriter
 from monitor.config import CollectorSettings
 from monitor.envelope import Origin, Sample
 from monitor.inventory.model import Device, Inventory
-from tests.servers import VictoriaMetrics, require
+from tests.servers import VictoriaMetrics, victoria_metrics_server
 
 pytest.importorskip("influxdb_client")
 
@@ -49,14 +49,8 @@ class VictoriaMetricsKeepingDuplicates(VictoriaMetrics):
 
 @pytest.fixture
 def vm(tmp_path: Path) -> Iterator[VictoriaMetrics]:
-    from monitor.localservers import VICTORIA_METRICS
-    require(VICTORIA_METRICS, "victoria-metrics")
-    server = VictoriaMetricsKeepingDuplicates(tmp_path / "victoria-metrics")
-    server.start()
-    try:
+    with victoria_metrics_server(tmp_path, VictoriaMetricsKeepingDuplicates) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def poll_samples(device: Device, ts: float, n: int) -> list[Sample]:
