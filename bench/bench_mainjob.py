@@ -34,6 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench._proc import loadavg, machine, machine_cpu, proc_cpu, proc_rss_mb  # noqa: E402
+from monitor.localservers import die_with_parent  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "mainjob.json"
 SERVERS = {"simulation": "simnet run", "mqtt_broker": "/usr/sbin/mosquitto", "tsdb": "victoria-metrics"}
@@ -99,7 +100,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     state_dir = Path(tempfile.mkdtemp(prefix="jukimon-bench-mainjob-"))
     command = [str(ROOT / ".venv" / "bin" / "jukimon"), "--log-json", "run", "--state-dir", str(state_dir / "simnet"),
                "--status-every", str(args.status_every)]
-    job = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    job = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           preexec_fn=die_with_parent)  # a killed bench leaves no main job behind
     reader = StatusReader(job.stderr)
     reader.start()
     try:

@@ -1,7 +1,7 @@
 """Soak: the main job at full scale for hours on an accelerated clock — does memory or the task count creep?
 
     .venv/bin/python bench/bench_soak.py [--minutes 120] [--clock-speed 12] [--sample-every 60]
-    .venv/bin/python bench/bench_soak.py --quick        # ≤ 3 minutes, for the benchmark suite
+    .venv/bin/python bench/bench_soak.py --quick        # ≤ 3 minutes: does it run? (not a measurement)
 
 Starts `jukimon run` as the README's command does (full-scale simulated network,
 private Mosquitto and VictoriaMetrics, every output), with the simulation's clock
@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench._proc import loadavg, machine, proc_rss_mb  # noqa: E402
 from bench.bench_mainjob import StatusReader, children_of, stop_job  # noqa: E402
+from monitor.localservers import die_with_parent  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "soak.json"
 RSS_GOAL_PCT = 10.0
@@ -54,7 +55,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     state_dir = Path(tempfile.mkdtemp(prefix="jukimon-bench-soak-"))
     command = [str(ROOT / ".venv" / "bin" / "jukimon"), "--log-json", "run", "--state-dir", str(state_dir / "simnet"),
                "--clock-speed", str(args.clock_speed), "--status-every", str(args.sample_every)]
-    job = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    job = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           preexec_fn=die_with_parent)  # a killed bench leaves no main job behind
     reader = StatusReader(job.stderr)
     reader.start()
     began = time.monotonic()
@@ -103,7 +105,7 @@ def main() -> int:
                         help="simulated seconds per real second (default 12: two hours are a simulated day)")
     parser.add_argument("--sample-every", type=float, default=60.0, help="seconds between samples (default 60)")
     parser.add_argument("--quick", action="store_true",
-                        help="for the benchmark suite: 75 s warm-up, 100 s measured, a sample every 15 s")
+                        help="a check that it runs: 75 s warm-up, 100 s measured, a sample every 15 s")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.quick:
