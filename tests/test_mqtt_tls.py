@@ -309,3 +309,27 @@ async def test_a_revoked_certificate_is_refused_after_the_broker_restarts(broker
     issue(pki, "collector-nara", ["collector"])  # the component gets a new certificate under its old name
     broker.restart()
     assert await connack(broker, tls(pki, "collector-nara")) == bytes([0x20, 2, 0, 0])
+
+
+async def test_operation_ids_replay_publishes_its_alerts_with_the_ids_certificate(broker: Mosquitto, pki: Path,
+                                                                                   tmp_path: Path,
+                                                                                   monkeypatch: pytest.MonkeyPatch
+                                                                                   ) -> None:
+    """`jukimon opsids replay --config` takes the broker and the client certificate from outputs.mqtt."""
+    from tests.test_opsids_canary import plant
+
+    monkeypatch.setenv("JUKIMON_OPSIDS_KEY", "tls:tls-test-key-0123456789")
+    audit = tmp_path / "audit.jsonl"
+    plant(audit)
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"outputs": {"mqtt": {
+        "host": broker.host, "port": broker.port,
+        "tls": {"ca": str(pki / "ca.crt"), "cert": str(pki / "ids.crt"), "key": str(pki / "ids.key")}}}}))
+    async with received(broker, tls(pki, "monitor"), "jukimon/+/+/+/event/alert") as got:
+        assert await asyncio.to_thread(main, ["opsids", "replay", str(audit), "--config", str(config)]) == 0
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # the rest of a burst
+    types = {json.loads(payload)["alert"]["type"] for _, payload in got}
+    assert "enumeration" in types, got

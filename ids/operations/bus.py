@@ -12,6 +12,7 @@ from typing import Callable, Iterable
 from ids.operations.alerts import Alert
 from ids.operations.directory import Directory
 from monitor.envelope import Event, EventType, Origin, Severity
+from monitor.mqtt_tls import MqttTls, client_context
 
 SOURCE = "ids.operations"
 
@@ -27,11 +28,16 @@ def alert_event(alert: Alert, directory: Directory) -> Event:
 
 
 async def publish_alerts(alerts: Iterable[Alert], directory: Directory, host: str, port: int,
-                         *, on_each: Callable[[Alert], None] | None = None) -> int:
-    """Publish every alert (QoS 1) and wait until the broker has them; returns how many."""
+                         *, tls: MqttTls | None = None, topic_prefix: str = "jukimon",
+                         on_each: Callable[[Alert], None] | None = None) -> int:
+    """Publish every alert (QoS 1) and wait until the broker has them; returns how many.
+
+    ``tls``: the client certificate the broker's ACL knows (outputs.mqtt.tls); None is plain MQTT.
+    """
     from collectors.outputs.mqtt import MqttPublisher
 
-    publisher = MqttPublisher(host, port, client_id="jukimon-opsids")
+    publisher = MqttPublisher(host, port, client_id="jukimon-opsids", topic_prefix=topic_prefix,
+                              tls=client_context(tls))
     await publisher.start()
     count = 0
     try:

@@ -15,9 +15,10 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     replay.add_argument("--inventory", type=Path, help="inventory YAML (default: the generated full-scale network)")
     replay.add_argument("--mqtt", metavar="HOST:PORT", type=host_port,
                         help="also publish every alert onto this MQTT broker (event_type alert, QoS 1)")
+    replay.add_argument("--config", type=Path,
+                        help="jukimon YAML config: publish onto its outputs.mqtt broker, with its TLS client "
+                             "certificate when outputs.mqtt.tls is set (--mqtt overrides the host and port)")
     replay.set_defaults(handler=_replay)
-
-
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -26,13 +27,17 @@ def _replay(args: argparse.Namespace) -> int:
 
     ids = OperationsIds(load_inventory_arg(args))
     alerts = replay(args.file, ids)
-    if args.mqtt is None:
+    if args.mqtt is None and args.config is None:
         for alert in alerts:
             print(alert.to_json())
         return 0
     import asyncio
 
     from ids.operations.bus import publish_alerts
+    from monitor.config import MqttSettings, load_config
 
-    asyncio.run(publish_alerts(alerts, ids.directory, *args.mqtt, on_each=lambda a: print(a.to_json())))
+    mqtt = load_config(args.config).outputs.mqtt or MqttSettings()
+    host, port = args.mqtt or (mqtt.host, mqtt.port)
+    asyncio.run(publish_alerts(alerts, ids.directory, host, port, tls=mqtt.tls,
+                               topic_prefix=mqtt.topic_prefix, on_each=lambda a: print(a.to_json())))
     return 0
