@@ -113,7 +113,7 @@ class AlarmStore:
                     "text": e.text, "data": e.data}
                    for a in alarm_list for seq, e in enumerate(a.timeline)
                    if seq >= self._timeline_saved.get(a.fingerprint, 0)]
-        async with self.store.engine.begin() as conn:
+        async with self.store.begin() as conn:
             await self._upsert(conn, alarms, [_alarm_row(a) for a in alarm_list])
             await self._upsert(conn, timeline, entries)
             await self._upsert(conn, silences, [_silence_row(s) for s in changed_silences])

@@ -19,6 +19,13 @@ against the other (monotonic clocks drift by parts per million). A holder that
 cannot reach the database (or is paused) simply runs out and stands by; the
 others take over ``ttl`` after its last renewal at the latest.
 
+The epoch is also a fencing token for the store: ``hold(conn)`` runs first in each of the
+holder's write transactions (``Store.fenced``) and refuses it (``FencedOut``) unless the row
+still names this holder, this epoch and an unexpired term. It reads the row ``FOR SHARE``, so
+a monitor taking over waits for such a transaction to end: a write of the old term either lands
+before the new term begins or not at all — even from a holder paused (GC, SIGSTOP) between
+asking ``active`` and writing.
+
 With SQLite there is nobody to share the store with: a single monitor, always
 active, and no row is written (``Lease.solo``).
 """
@@ -34,9 +41,10 @@ from datetime import datetime
 from typing import Callable
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.logs import fields
+from monitor.store import StoreUnavailable
 
 log = logging.getLogger("monitor.lease")
 
@@ -54,7 +62,21 @@ RETURNING epoch
 
 _RELEASE = text("UPDATE leases SET expires_at = now() WHERE name = :name AND holder = :holder")
 
+_HOLDS = text("""
+SELECT epoch FROM leases
+ WHERE name = :name AND holder = :holder AND epoch = :epoch AND expires_at > now()
+   FOR SHARE
+""")
+
 _READ = text("SELECT holder, epoch, expires_at, expires_at > now() AS live FROM leases WHERE name = :name")
+
+
+class FencedOut(StoreUnavailable):
+    """A write of a term that has ended (or never began): refused, nothing written.
+
+    A ``StoreUnavailable`` to the writers: the state engine keeps its backlog (dropped once it stands by),
+    alerting and the outbox retry and are stopped by the stand-by that follows.
+    """
 
 
 @dataclass(frozen=True)
@@ -132,6 +154,15 @@ class Lease:
             released = (await conn.execute(_RELEASE, {"name": self.name, "holder": self.holder})).rowcount
         if released:  # nothing when another monitor holds it by now
             log.info("lease released", extra=fields(lease=self.name, epoch=self.epoch))
+
+    async def hold(self, conn: AsyncConnection) -> None:
+        """The fence of a write transaction (``Store.fenced(lease.hold)``): raise ``FencedOut`` unless this
+        monitor's term is the database's current one; keeps the lease row share-locked until the commit."""
+        if self.solo:
+            return
+        held = (await conn.execute(_HOLDS, {"name": self.name, "holder": self.holder, "epoch": self.epoch})).first()
+        if held is None:
+            raise FencedOut(f"lease {self.name!r}: epoch {self.epoch} of {self.holder} is not the current term")
 
     async def read(self) -> LeaseRow | None:
         """The lease as the database has it now (None: never taken, or SQLite)."""

@@ -357,15 +357,18 @@ class MainJob:
         return routing, smtp, receivers
 
     async def _open_alerting(self, routing: RoutingConfig, receivers: dict[str, Receiver],
-                             fence: Callable[[], bool] | None = None) -> tuple[DurableOutbox, AlertingService]:
+                             fence: Callable[[], bool] | None = None, store: Store | None = None
+                             ) -> tuple[DurableOutbox, AlertingService]:
         """The durable outbox and the alerting service, started and listening to the engine; the caller stops
-        them (alerting first). ``fence``: asked before each tick and each delivery (active/standby)."""
+        them (alerting first). ``fence``: asked before each tick and each delivery (active/standby); ``store``:
+        theirs, when not the job's (the lease holder's fenced view)."""
         assert self.engine is not None and self._store is not None
+        store = store or self._store
         notify = self.config.notify
-        outbox = DurableOutbox(self._store, receivers, backoff_initial=notify.retry_initial,
+        outbox = DurableOutbox(store, receivers, backoff_initial=notify.retry_initial,
                                backoff_max=notify.retry_max, fence=fence)
         await outbox.start()
-        alerting = AlertingService(self.inventory, routing, outbox, self._store, fence=fence)
+        alerting = AlertingService(self.inventory, routing, outbox, store, fence=fence)
         try:
             await alerting.start(self.engine.active())  # catches up with conditions raised while it was down
         except BaseException:

@@ -12,7 +12,8 @@ publish; the engine's rechecks go back to them on ``<prefix>/control/recheck``.
 Every monitor judges from the bus — a *warm* standby: its states and conditions are
 current in memory and its console shows them — but only the lease holder acts:
 
-- it writes the judgement to the store (a standby's writes are dropped: ``StandbyStore``);
+- it writes the judgement to the store (a standby's writes are dropped: ``StandbyStore``), each write
+  transaction fenced by its term in the database (``Lease.hold``: a paused ex-holder's late write is refused);
 - it publishes the judgement on the bus (``monitor/state``, ``monitor/condition``);
 - it runs alerting and the durable outbox (``fence`` asked before each tick and each delivery).
 
@@ -53,6 +54,7 @@ from monitor.mqtt_tls import client_context
 from monitor.state.bus import StateBus
 from monitor.state.engine import Changes, StateEngine
 from monitor.state.model import ConditionStatus
+from monitor.store import Store
 
 log = logging.getLogger("jukimon.monitor")
 
@@ -94,6 +96,7 @@ class MonitorRole(MainJob):
     lease: Lease | None = None
     intake: BusIntake | None = None
     _outbox: DurableOutbox | None = None
+    _fenced_store: Store | None = None  # the holder's writes: the store, each transaction fenced by the lease
     _channels: tuple[RoutingConfig, dict[str, Receiver]] | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _skipped_windows: set[str] = field(default_factory=set)  # maintenance windows warned about once
@@ -113,7 +116,10 @@ class MonitorRole(MainJob):
         # Stopped in reverse: alerting, intake, engine (its last flush while still active), then the lease.
         self._stoppers.append(self._release)
         self._stoppers.append(lambda: _cancel(keeper))
-        self.engine.store = StandbyStore(self._store, lambda: lease.active)  # type: ignore[assignment]
+        # The holder's writes also carry its term to the database (Lease.hold): a holder paused between asking
+        # ``active`` and writing cannot overwrite its successor's.
+        self._fenced_store = self._store.fenced(lease.hold)
+        self.engine.store = StandbyStore(self._fenced_store, lambda: lease.active)  # type: ignore[assignment]
         self.lifecycle = LifecycleChecker(self.inventory, self.config.lifecycle)
         mqtt = self._mqtt_publisher = await self._mqtt()
         assert mqtt is not None
@@ -191,7 +197,8 @@ class MonitorRole(MainJob):
         await self._write_picture(self.engine)
         routing, receivers = self._channels
         lease = self.lease
-        self._outbox, self.alerting = await self._open_alerting(routing, receivers, fence=lambda: lease.active)
+        self._outbox, self.alerting = await self._open_alerting(routing, receivers, fence=lambda: lease.active,
+                                                                store=self._fenced_store)
         if self.console_context is not None:
             self.console_context.alerting = self.alerting
         log.warning("monitor active", extra=fields(name=self.name, epoch=lease.epoch,
@@ -223,7 +230,7 @@ class MonitorRole(MainJob):
 
     async def _write_picture(self, engine: StateEngine) -> None:
         """The new holder's judgement into the store, before alerting reads it; start times as the store has them."""
-        assert self._store is not None
+        assert self._store is not None and self._fenced_store is not None
         stored = {c.fingerprint: c for c in await self._store.load_conditions(active_only=True)}
         for fingerprint, condition in list(engine.conditions.items()):
             if fingerprint in stored:
@@ -231,8 +238,8 @@ class MonitorRole(MainJob):
         now = engine.clock()
         gone = [replace(c, status=ConditionStatus.CLEARED, cleared=now)
                 for f, c in stored.items() if f not in engine.conditions]
-        await self._store.save_states(list(engine.states.values()))
-        await self._store.save_conditions([*engine.conditions.values(), *gone])
+        await self._fenced_store.save_states(list(engine.states.values()))
+        await self._fenced_store.save_conditions([*engine.conditions.values(), *gone])
         if gone:  # the bus hears of their end too (alerting resolves their alarms when it starts)
             log.info("conditions the old holder left active cleared", extra=fields(count=len(gone)))
             for listener in engine.listeners:

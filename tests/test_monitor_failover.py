@@ -25,6 +25,7 @@ from typing import AsyncIterator, Iterator
 
 import pytest
 import yaml
+from sqlalchemy import text
 
 from alerting.model import Notification
 from alerting.notify import ConsoleReceiver, DurableOutbox, MailSink
@@ -34,11 +35,11 @@ from monitor.envelope import Sample, origin_of
 from monitor.inventory.model import Inventory
 from monitor.inventory.subset import subset_by_prefecture
 from monitor.inventory.yaml_io import save_inventory
-from monitor.lease import Lease
+from monitor.lease import FencedOut, Lease
 from monitor.mainjob import sync_maintenance
 from monitor.maintenance import MaintenanceBook, MaintenanceWindow
 from monitor.state.engine import Changes
-from monitor.state.model import Condition, ConditionKind
+from monitor.state.model import Condition, ConditionKind, State, StateRecord, SubjectKind
 from monitor.store import PrivatePostgres, Store
 from simnet.network import SimNetwork, SimnetConfig
 from tests.servers import Mosquitto, free_port, free_udp_port, mosquitto_server
@@ -113,6 +114,50 @@ async def test_the_holder_stops_acting_margin_seconds_before_its_lease_can_expir
         assert not lease.active and lease.remaining() == 0  # renewal start + ttl − margin
         assert await lease.renew() and lease.epoch == 1  # still its own in the database: renewed, same term
         assert changes == [True]
+    finally:
+        await store.close()
+
+
+def up(device: str) -> StateRecord:
+    return StateRecord(SubjectKind.DEVICE, device, State.UP, 1_700_000_000.0)
+
+
+async def test_a_write_of_an_ended_term_is_refused_and_lands_nowhere(postgres: PrivatePostgres) -> None:
+    """The epoch fences the store: a holder paused past its term (it never asked ``active`` again) writes nothing."""
+    store = await open_store(postgres)
+    try:
+        a, b = (Lease(store.engine, "monitor", name, ttl=1.0, margin=0.3) for name in ("a", "b"))
+        assert await a.renew()
+        as_a = store.fenced(a.hold)
+        await as_a.save_states([up("written-in-its-term")])
+        await asyncio.sleep(1.2)  # a paused: its term runs out and b takes over
+        assert await b.renew() and b.epoch == 2
+        with pytest.raises(FencedOut, match="epoch 1 of a"):
+            await as_a.save_states([up("written-after-its-term")])
+        with pytest.raises(FencedOut):
+            await DurableOutbox(as_a, {"mail": ConsoleReceiver()}).start()  # its outbox cannot even start
+        await store.fenced(b.hold).save_states([up("written-by-the-new-holder")])
+        await as_a.close()  # a view: the pool stays open
+        assert {r.subject for r in await store.load_states()} == {"written-in-its-term", "written-by-the-new-holder"}
+    finally:
+        await store.close()
+
+
+async def test_a_write_in_flight_ends_before_the_next_term_begins(postgres: PrivatePostgres) -> None:
+    """The fence share-locks the lease row: taking over waits for the old holder's open transaction."""
+    store = await open_store(postgres)
+    try:
+        a = Lease(store.engine, "monitor", "a", ttl=1.0, margin=0.3)
+        b = Lease(store.engine, "monitor", "b", ttl=6.0, margin=1.0)  # its renewal may wait up to ttl/3 = 2 s
+        assert await a.renew()
+        async with store.fenced(a.hold).begin() as conn:
+            await asyncio.sleep(1.2)  # expired in the database meanwhile, but the row is locked
+            taking = asyncio.create_task(b.renew())
+            await asyncio.sleep(0.4)
+            assert not taking.done()
+            await conn.execute(text("INSERT INTO checkpoints (key, value, updated) VALUES ('last-of-a', '1', 0)"))
+        assert await taking and b.epoch == 2
+        assert await store.get_checkpoint("last-of-a") == 1
     finally:
         await store.close()
 

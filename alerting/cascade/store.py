@@ -125,13 +125,13 @@ class CascadeStore:
     async def save_report(self, report: Report, planned: Iterable[Delivery], forwarded: Iterable[Forward]) -> None:
         """A new report with its first deliveries, in one transaction: never a report without its plan."""
         row = {**{k: v for k, v in asdict(report).items() if k != "scope"}, "scope": list(report.scope)}
-        async with self._store.engine.begin() as conn:
+        async with self._store.begin() as conn:
             await conn.execute(self._upserts[reports.name], [row])
             await self._execute(conn, deliveries, [_delivery_row(d) for d in planned])
             await self._execute(conn, forwards, [asdict(f) for f in forwarded])
 
     async def save_forward(self, forward: Forward, planned: Iterable[Delivery]) -> None:
-        async with self._store.engine.begin() as conn:
+        async with self._store.begin() as conn:
             await self._execute(conn, forwards, [asdict(forward)])
             await self._execute(conn, deliveries, [_delivery_row(d) for d in planned])
 
@@ -165,7 +165,7 @@ class CascadeStore:
                 self._pending, self._waiters = {}, []
                 try:
                     if rows:
-                        async with self._store.engine.begin() as conn:
+                        async with self._store.begin() as conn:
                             await conn.execute(_update_delivery, rows)
                 except Exception as exc:  # every writer in this group learns that its update is not saved
                     for waiter in waiters:
@@ -179,7 +179,7 @@ class CascadeStore:
             self._committer = None
 
     async def _write(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        async with self._store.engine.begin() as conn:
+        async with self._store.begin() as conn:
             await self._execute(conn, table, rows)
 
     async def _execute(self, conn: Any, table: Table, rows: list[dict[str, Any]]) -> None:

@@ -107,7 +107,7 @@ class DurableOutbox:
     async def start(self) -> None:
         """Create the table if missing, fail what no configured receiver can send, resume the rest."""
         await self._store.create_tables(metadata)
-        async with self._store.engine.begin() as conn:
+        async with self._store.begin() as conn:
             self._next_seq = (await conn.execute(select(func.max(notify_outbox.c.seq)))).scalar_one_or_none() or 0
             orphans = (await conn.execute(
                 update(notify_outbox)
@@ -152,7 +152,7 @@ class DurableOutbox:
                "status": (OutboxStatus.PENDING if known else OutboxStatus.FAILED).value,
                "last_error": "" if known else "unknown receiver"}
         try:
-            async with self._store.engine.begin() as conn:
+            async with self._store.begin() as conn:
                 await conn.execute(insert(notify_outbox), row)
         except IntegrityError:
             log.debug("notification already in the outbox", extra=fields(notification=n.id))
@@ -257,5 +257,7 @@ class DurableOutbox:
                         extra=fields(receiver=name, notification=row.id, error=error, retry_in=delay))
 
     async def _save(self, id: str, **values: Any) -> None:
+        # Not fenced (Store.fenced): the outcome of a delivery already made is a fact; refusing it would have the
+        # next holder send the notification again.
         async with self._store.engine.begin() as conn:
             await conn.execute(update(notify_outbox).where(notify_outbox.c.id == id).values(**values))

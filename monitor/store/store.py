@@ -19,6 +19,7 @@ when they succeed again, not at every retry.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -27,13 +28,13 @@ from enum import Enum
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Iterable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 from sqlalchemy import Connection, MetaData, Row, Table, delete, event, func, inspect, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
 from monitor.logs import fields as log_fields
@@ -45,6 +46,7 @@ from monitor.store.schema import SCHEMA_VERSION
 log = logging.getLogger("monitor.store")
 
 DEFAULT_URL = "sqlite+aiosqlite:///state/jukimon.db"
+Fence = Callable[[AsyncConnection], Awaitable[None]]  # raises to refuse a write transaction (Store.fenced)
 
 # The two backends, and their INSERT with ON CONFLICT support.
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -65,8 +67,9 @@ class SchemaTooNewError(StoreError):
 class Store:
     """The monitor's database. Open with ``await Store.open(url)``; use as ``async with``."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, fence: Fence | None = None, *, owns_engine: bool = True) -> None:
         self._engine = engine
+        self._fence, self._owns_engine = fence, owns_engine
         self._upserts = {table.name: _upsert(engine.dialect.name, table)
                          for table in (schema.states, schema.conditions, schema.maintenance, schema.checkpoints)}
         self._failing_since: float | None = None  # monotonic time of the first failed write of an outage
@@ -104,6 +107,19 @@ class Store:
         """For other packages' tables in the same database (alerting, tickets, drills): one connection pool."""
         return self._engine
 
+    def fenced(self, fence: Fence) -> Store:
+        """The same database, each write transaction opened by ``fence(conn)`` (``monitor.lease.Lease.hold``):
+        the writes of an active monitor, refused once its term has ended. Closing the view leaves the pool open."""
+        return Store(self._engine, fence, owns_engine=False)
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction, fenced when this is a ``fenced`` view; other packages' writes use it too."""
+        async with self._engine.begin() as conn:
+            if self._fence is not None:
+                await self._fence(conn)
+            yield conn
+
     async def create_tables(self, metadata: MetaData) -> None:
         """Create another package's tables (its own ``MetaData``) if missing."""
         async with self._engine.begin() as conn:
@@ -114,6 +130,8 @@ class Store:
         return _upsert(self._engine.dialect.name, table)
 
     async def close(self) -> None:
+        if not self._owns_engine:
+            return
         await self._engine.dispose()
         log.info("store closed", extra=log_fields(url=self.url))
 
@@ -182,7 +200,7 @@ class Store:
 
     async def prune_transitions(self, before: float) -> int:
         """Delete the history older than ``before``; returns how many transitions went."""
-        async with self._engine.begin() as conn:
+        async with self.begin() as conn:
             result = await conn.execute(delete(schema.transitions).where(schema.transitions.c.at < before))
         return result.rowcount
 
@@ -230,7 +248,7 @@ class Store:
         if not batches:
             return
         try:
-            async with self._engine.begin() as conn:
+            async with self.begin() as conn:
                 for statement, rows in batches:
                     await conn.execute(statement, rows)
         except Exception as exc:  # the driver's own errors may come unwrapped (asyncpg while connecting)
