@@ -4,13 +4,15 @@ timeline and its exports, silences (validated, expiring by themselves) and inhib
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import replace
 
 import pytest
 
 from alerting.alarms import AlarmBook, AlarmError, timeline_json, timeline_text
-from alerting.model import AlarmStatus
-from alerting.silences import (InhibitRule, Matcher, MatcherError, Muting, SilenceBook, SilenceError, inhibitors,
+from alerting.model import Alarm, AlarmStatus
+from alerting.silences import (ROOT_CAUSE_KINDS, InhibitRule, Matcher, MatcherError, Muting, SilenceBook, SilenceError,
+                               inhibitors,
                                parse_matcher)
 from monitor.inventory.model import Inventory
 from monitor.state.engine import Changes
@@ -179,6 +181,43 @@ def test_configured_inhibit_rule_with_equal_labels(book: AlarmBook) -> None:
     other_prefecture = condition(ConditionKind.ORDER_VIOLATION, "muni-47-001-cs1", "warning")
     book.apply(raised(unit, same_prefecture, other_prefecture), T0)
     assert inhibitors(book.alarms.values(), [rule]) == {same_prefecture.fingerprint: unit.fingerprint}
+
+
+def test_the_indexed_inhibition_names_the_inhibitor_checking_every_pair_would(book: AlarmBook,
+                                                                              small_inventory: Inventory) -> None:
+    """A storm's worth of random alarms: the index finds exactly what comparing every pair finds."""
+    rules = [InhibitRule((parse_matcher("kind=root_cause"),), (parse_matcher("kind=order_violation"),),
+                         ("prefecture",)),
+             InhibitRule((parse_matcher("kind=degraded"),), (parse_matcher("kind=degraded"),), ("site",))]
+    rng = random.Random(11)
+    devices = sorted(small_inventory.devices)
+    kinds = [ConditionKind.ROOT_CAUSE, ConditionKind.SITE_UNREACHABLE, ConditionKind.DEGRADED,
+             ConditionKind.LIFECYCLE, ConditionKind.ORDER_VIOLATION]
+    conditions = {}
+    for _ in range(400):
+        kind, device = rng.choice(kinds), rng.choice(devices)
+        subject = small_inventory.devices[device].site if kind is ConditionKind.SITE_UNREACHABLE else device
+        suppressed = tuple(rng.sample(devices, 3)) if kind in (ConditionKind.ROOT_CAUSE,
+                                                               ConditionKind.SITE_UNREACHABLE) else ()
+        made = condition(kind, subject, "warning", suppressed=suppressed)
+        conditions[made.fingerprint] = made
+    book.apply(raised(*conditions.values()), T0)
+    book.apply(cleared(rng.choice(list(conditions.values())), T0 + 1), T0 + 1)
+
+    def root_cause(source: Alarm, target: Alarm) -> bool:
+        site = source.labels.get("site")
+        return (source.labels.get("kind") in ROOT_CAUSE_KINDS and target.labels.get("kind") not in ROOT_CAUSE_KINDS
+                and (target.labels.get("subject") in source.suppressed
+                     or (bool(site) and target.labels.get("site") == site)))
+
+    firing = [a for a in book.alarms.values() if a.status in (AlarmStatus.FIRING, AlarmStatus.ACKNOWLEDGED)]
+    pairwise = {}
+    for target in firing:
+        for source in firing:
+            if source is not target and (root_cause(source, target) or any(r.inhibits(source, target) for r in rules)):
+                pairwise[target.fingerprint] = source.fingerprint
+                break
+    assert len(pairwise) > 50 and inhibitors(book.alarms.values(), rules) == pairwise
 
 
 def test_ids_alarms_are_marked_as_such_and_survive_the_monitors_reconciliation(small_inventory) -> None:
