@@ -128,7 +128,7 @@ async def test_answers_from_another_address_are_ignored(net: SimNetwork) -> None
     asked = "127.99.0.2"  # nobody answers there; a decoy tries to answer in its place
     task = __import__("asyncio").create_task(client.get(asked, PORT, [UPTIME]))
     await __import__("asyncio").sleep(0.05)
-    local_port = client._transport.get_extra_info("sockname")[1]  # type: ignore[union-attr]
+    local_port = client._socket.local_address[1]  # type: ignore[union-attr]
     forged = message.encode_v2c(b"public", message.encode_pdu(
         ber.RESPONSE, client._next_id, 0, 0, message.varbind(UPTIME, ber.timeticks(1))))
     decoy.sendto(forged, ("127.0.0.1", local_port))

@@ -8,13 +8,13 @@ A trap that fails authentication is counted and dropped, never believed.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
 from typing import Callable
 
 from collectors.snmp.client import Credentials
+from collectors.udp_socket import DrainingUdpSocket
 from monitor.envelope import Event, EventType, Origin, Severity, origin_of
 from monitor.inventory.model import Inventory
 from monitor.logs import fields
@@ -25,6 +25,7 @@ log = logging.getLogger("collectors.traps")
 
 SYS_UPTIME_0: Oid = (1, 3, 6, 1, 2, 1, 1, 3, 0)
 SNMP_TRAP_OID_0: Oid = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
+TRAP_RCVBUF = 4 << 20  # a storm of linkDown traps from a whole prefecture at once
 _IF_INDEX = (1, 3, 6, 1, 2, 1, 2, 2, 1, 1)
 KNOWN_TRAPS: dict[Oid, tuple[str, Severity]] = {
     (1, 3, 6, 1, 6, 3, 1, 1, 5, 1): ("coldStart", Severity.WARNING),
@@ -118,8 +119,8 @@ def trap_event(pdu: message.Pdu, sender: str, origin: Origin, received: float) -
                                     if oid not in (SYS_UPTIME_0, SNMP_TRAP_OID_0)}})
 
 
-class TrapListener(asyncio.DatagramProtocol):
-    """Listens on UDP; every accepted trap becomes an Event passed to ``on_event``."""
+class TrapListener:
+    """Listens on UDP; every accepted trap becomes an Event passed to ``on_event``, stamped with its arrival."""
 
     def __init__(self, on_event: Callable[[Event], None], inventory: Inventory, credentials: Credentials):
         self.on_event = on_event
@@ -127,23 +128,25 @@ class TrapListener(asyncio.DatagramProtocol):
         self.decoder = TrapDecoder(credentials)
         self.stats: Counter[str] = Counter()
         self._warned: set[tuple[str, str]] = set()
-        self.transport: asyncio.DatagramTransport | None = None
+        self._socket: DrainingUdpSocket | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
-        loop = asyncio.get_running_loop()
-        self.transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
-        return self.transport.get_extra_info("sockname")[:2]
+        # Emptied in batches (a trap storm must not wait one turn of a busy event loop per trap)
+        self._socket = DrainingUdpSocket.bind(host, port, self.datagram_received, receive_buffer=TRAP_RCVBUF,
+                                              on_error=lambda _exc: self.stats.update(["socket_error"]))
+        return self._socket.local_address
 
     async def stop(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-            self.transport = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[str, int], arrived: float | None = None) -> None:
+        """One datagram; ``arrived``: when the kernel had it (default now)."""
         sender = addr[0]
         try:
             origin = origin_of(self.inventory, self.inventory.device_by_address.get(sender))
-            event = trap_event(self.decoder.decode(data), sender, origin, time.time())
+            event = trap_event(self.decoder.decode(data), sender, origin, arrived if arrived is not None else time.time())
         except TrapRejected as rejected:
             self.stats[rejected.reason] += 1
             if (sender, rejected.reason) not in self._warned and len(self._warned) < 10_000:

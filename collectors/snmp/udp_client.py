@@ -7,20 +7,23 @@ hides noSuchInstance/endOfMibView and does not resynchronise SNMPv3 after an
 agent reboots — exactly when the NOC needs it most.
 
 Requests are matched to answers by request-id (v2c) or msgID (v3) and by the
-address they came from; an answer from anyone else is ignored and counted.
+address they came from; an answer from anyone else is ignored and counted. The socket is
+a ``DrainingUdpSocket``: emptied in batches, and ``round_trip_ms(address, port)`` is the
+last exchange's time from sending to the kernel's receipt of the answer — a busy monitor
+does not make its devices look slow.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from collectors.snmp.client import Credentials, SnmpAuthError, SnmpError, SnmpTimeout, VarBind
+from collectors.udp_socket import DrainingUdpSocket
 from monitor.snmp import ber, message, usm
 from monitor.snmp.ber import BerError, Oid
 
@@ -46,17 +49,6 @@ class _Engine:
         return self.engine_time + int(time.monotonic() - self.learned_at)
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, client: "SnmpUdpClient"):
-        self.client = client
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.client._received(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        self.client.stats["socket_errors"] += 1
-
-
 class _NeedsRetry(Exception):
     """A v3 report we can fix (unknown engine, out of time window): learn and send again."""
 
@@ -72,8 +64,9 @@ class SnmpUdpClient:
         self.retries = retries
         self.source = source
         self.stats: Counter[str] = Counter()
-        self._transport: asyncio.DatagramTransport | None = None
-        self._pending: dict[int, tuple[asyncio.Future[bytes], tuple[str, int]]] = {}
+        self._socket: DrainingUdpSocket | None = None
+        self._pending: dict[int, tuple[asyncio.Future[tuple[bytes, float]], tuple[str, int]]] = {}
+        self._round_trips: dict[tuple[str, int], float] = {}  # (address, port) → ms of the last answered exchange
         self._next_id = random.randrange(1, 2**30)
         self._engines: dict[tuple[str, int], _Engine] = {}
         self._community = credentials.community.encode()
@@ -95,10 +88,14 @@ class SnmpUdpClient:
                        oids: Sequence[Oid]) -> list[VarBind]:
         return await self._request(address, port, ber.GET_BULK_REQUEST, non_repeaters, max_repetitions, oids)
 
+    def round_trip_ms(self, address: str, port: int) -> float | None:
+        """Sending to the kernel's receipt of the answer, for the last exchange with this agent that was answered."""
+        return self._round_trips.get((address, port))
+
     async def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
         for future, _ in self._pending.values():
             if not future.done():
                 future.cancel()
@@ -106,15 +103,15 @@ class SnmpUdpClient:
 
     # --- exchange ------------------------------------------------------------
 
-    async def _ensure_transport(self) -> asyncio.DatagramTransport:
-        if self._transport is None:
-            loop = asyncio.get_running_loop()
-            self._transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Protocol(self), local_addr=(self.source or "0.0.0.0", 0))
-            sock = self._transport.get_extra_info("socket")
+    def _ensure_socket(self) -> DrainingUdpSocket:
+        if self._socket is None:
             # thousands of answers can arrive in a burst; the default ~200 KB would drop them
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-        return self._transport
+            self._socket = DrainingUdpSocket.bind(self.source or "0.0.0.0", 0, self._received,
+                                                  receive_buffer=RECEIVE_BUFFER, on_error=self._socket_error)
+        return self._socket
+
+    def _socket_error(self, _exc: OSError) -> None:
+        self.stats["socket_errors"] += 1
 
     def _new_id(self) -> int:
         self._next_id = self._next_id % (2**31 - 2) + 1
@@ -122,23 +119,31 @@ class SnmpUdpClient:
 
     async def _exchange(self, address: str, port: int, build: Callable[[int], bytes]) -> bytes:
         """Send (with retries) and wait for the datagram answering this id from this address."""
-        transport = await self._ensure_transport()
+        sock = self._ensure_socket()
         loop = asyncio.get_running_loop()
         for _ in range(self.retries + 1):
             request_id = self._new_id()
-            future: asyncio.Future[bytes] = loop.create_future()
+            future: asyncio.Future[tuple[bytes, float]] = loop.create_future()
             self._pending[request_id] = (future, (address, port))
             try:
-                transport.sendto(build(request_id), (address, port))
-                self.stats["sent"] += 1
-                return await asyncio.wait_for(future, self.timeout)
+                request = build(request_id)
+                sent = time.time()  # the kernel's arrival stamps are on this clock
+                try:
+                    sock.sendto(request, (address, port))
+                except OSError:  # full send buffer, no route: as if lost, the retry or the timeout decides
+                    self.stats["socket_errors"] += 1
+                else:
+                    self.stats["sent"] += 1
+                data, arrived = await asyncio.wait_for(future, self.timeout)
+                self._round_trips[(address, port)] = max(0.0, (arrived - sent) * 1000)
+                return data
             except asyncio.TimeoutError:
                 self.stats["timeouts"] += 1
             finally:
                 self._pending.pop(request_id, None)
         raise SnmpTimeout(f"no answer from {address}:{port}")
 
-    def _received(self, data: bytes, addr: tuple[str, int]) -> None:
+    def _received(self, data: bytes, addr: tuple[str, int], arrived: float) -> None:
         try:
             correlation = _correlation_id(data)
         except BerError:
@@ -149,7 +154,7 @@ class SnmpUdpClient:
             self.stats["unmatched"] += 1  # late, duplicate, or not from the device we asked
             return
         if not waiting[0].done():
-            waiting[0].set_result(data)
+            waiting[0].set_result((data, arrived))
 
     async def _request(self, address: str, port: int, tag: int, field2: int, field3: int,
                        oids: Sequence[Oid]) -> list[VarBind]:

@@ -17,7 +17,6 @@ import asyncio
 import datetime as dt
 import inspect
 import logging
-import socket
 import ssl
 import time
 from collections import Counter
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from collectors.syslog.firewall import to_event
 from monitor.japan_time import JST
 from collectors.syslog.parse import MAX_LENGTH, SyslogError, parse_syslog
+from collectors.udp_socket import DrainingUdpSocket
 from monitor.envelope import Event
 from monitor.logs import fields
 
@@ -50,17 +50,6 @@ class _FrameError(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
-
-
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, listener: "SyslogListener"):
-        self.listener = listener
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self.listener._datagram(data, _peer_address(addr))
-
-    def error_received(self, exc: Exception) -> None:
-        self.listener._count("socket_error")
 
 
 class SyslogListener:
@@ -88,7 +77,7 @@ class SyslogListener:
         self.clock = clock
         self._stats: Counter[str] = Counter()
         self._warned: set[tuple[str, str]] = set()
-        self._udp_transport: asyncio.DatagramTransport | None = None
+        self._udp_socket: DrainingUdpSocket | None = None
         self._servers: dict[str, asyncio.Server] = {}
         self._connections: set[asyncio.Task[Any]] = set()
         self._pending: set[asyncio.Task[Any]] = set()
@@ -97,17 +86,13 @@ class SyslogListener:
     # --- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             if self.udp is not None:
-                transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), local_addr=self.udp)
-                self._udp_transport = transport
-                sock = transport.get_extra_info("socket")
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _UDP_RCVBUF)  # ride out bursts
-                except OSError:
-                    pass
-                self._addresses["udp"] = sock.getsockname()[:2]
+                # Emptied in batches: a burst must not wait one turn of a busy event loop per message.
+                self._udp_socket = DrainingUdpSocket.bind(
+                    *self.udp, lambda data, sender, _arrived: self._datagram(data, _peer_address(sender)),
+                    receive_buffer=_UDP_RCVBUF, on_error=lambda _exc: self._count("socket_error"))  # ride out bursts
+                self._addresses["udp"] = self._udp_socket.local_address
             limit = self.max_length + 64
             if self.tcp is not None:
                 server = await asyncio.start_server(lambda r, w: self._serve(r, w, "tcp"), self.tcp[0], self.tcp[1],
@@ -128,9 +113,9 @@ class SyslogListener:
     async def stop(self) -> None:
         for server in self._servers.values():
             server.close()
-        if self._udp_transport is not None:
-            self._udp_transport.close()
-            self._udp_transport = None
+        if self._udp_socket is not None:
+            self._udp_socket.close()
+            self._udp_socket = None
         tasks = list(self._connections | self._pending)
         for task in tasks:
             task.cancel()
