@@ -306,6 +306,34 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"{path}: {exc}") from None
 
 
+DEFAULT_STATE_DIR = Path("state")
+
+
+def under_state_dir(config: Config, state_dir: Path) -> Config:
+    """The defaults that live in ``state/`` moved into ``state_dir``; what the configuration sets stays.
+
+    Two jobs started with different ``--state-dir`` from one directory must share nothing — once they
+    shared the SQLite store, and the second restored the first one's thousands of conditions.
+    """
+    if state_dir == DEFAULT_STATE_DIR:
+        return config
+    defaults = Config()
+
+    def moved(path: Path, default: Path) -> Path:
+        return state_dir / path.relative_to(DEFAULT_STATE_DIR) if path == default else path
+
+    store = config.store
+    if store.url == defaults.store.url:
+        store = replace(store, url=f"sqlite+aiosqlite:///{state_dir / 'jukimon.db'}")
+    cascade = config.cascade
+    cascade = replace(cascade, **{name: moved(getattr(cascade, name), getattr(defaults.cascade, name))
+                                  for name in ("private_key", "public_key", "link_key")})
+    return replace(config, store=store, cascade=cascade,
+                   outputs=replace(config.outputs, spool_dir=moved(config.outputs.spool_dir,
+                                                                   defaults.outputs.spool_dir)),
+                   notify=replace(config.notify, mail_sink=moved(config.notify.mail_sink, defaults.notify.mail_sink)))
+
+
 def _merge(default: Any, raw: Any, key: str) -> Any:
     """Overlay a parsed YAML mapping on a dataclass of defaults, checking names and types."""
     if not isinstance(raw, dict):

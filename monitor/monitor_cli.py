@@ -37,16 +37,16 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     run.add_argument("--status-every", type=float, default=60.0, metavar="SECONDS",
                      help="period of the status line (active/standby, records from the bus, devices per state)")
     run.add_argument("--state-dir", type=Path, default=Path("state"),
-                     help="keys, console secret, mail sink (default: state)")
+                     help="keys, console secret, mail sink, spool, the default SQLite store (default: state)")
     run.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from monitor.config import MqttSettings, load_config
+    from monitor.config import MqttSettings, load_config, under_state_dir
     from monitor.monitor_role import MonitorRole, default_name
     from simnet.cli import load_inventory_arg
 
-    config = load_config(args.config)
+    config = under_state_dir(load_config(args.config), args.state_dir)
     outputs = config.outputs
     if args.broker is not None:  # the configuration's prefix and TLS files stay
         outputs = replace(outputs, mqtt=replace(outputs.mqtt or MqttSettings(), host=args.broker[0],

@@ -30,13 +30,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 
 def _run(args: argparse.Namespace) -> int:
-    from monitor.config import load_config
+    from monitor.config import load_config, under_state_dir
     from monitor.mainjob import MainJob, SimulationOptions
     from simnet.cli import load_inventory_arg, simnet_config_from
 
-    config = load_config(args.config)
-    inventory = load_inventory_arg(args)
     sim = simnet_config_from(args)
+    config = under_state_dir(load_config(args.config), sim.state_dir.parent)
+    inventory = load_inventory_arg(args)
     options = SimulationOptions(args.inventory, sim.snmp_port, sim.tls_port, sim.tls, sim.clock_speed,
                                 sim.state_dir, args.control)
     job = MainJob(inventory, config, options, state_dir=sim.state_dir.parent, status_every=args.status_every)

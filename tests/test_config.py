@@ -70,3 +70,16 @@ def test_errors_name_file_and_key(tmp_path: Path, text: str, message: str) -> No
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_a_state_dir_takes_the_defaults_under_state_and_keeps_what_the_file_sets(tmp_path: Path) -> None:
+    from monitor.config import under_state_dir
+
+    path = tmp_path / "jukimon.yaml"
+    path.write_text("notify: {mail_sink: /var/spool/jukimon-mail}\n")
+    config = under_state_dir(load_config(path), tmp_path / "job-b")
+    assert config.store.url == f"sqlite+aiosqlite:///{tmp_path}/job-b/jukimon.db"
+    assert config.outputs.spool_dir == tmp_path / "job-b" / "spool"
+    assert config.cascade.link_key == tmp_path / "job-b" / "cascade" / "link.key"
+    assert config.notify.mail_sink == Path("/var/spool/jukimon-mail")  # set by the file: kept
+    assert under_state_dir(load_config(None), Path("state")) == load_config(None)
