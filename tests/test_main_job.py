@@ -27,6 +27,7 @@ import pytest
 from monitor.inventory import save_inventory
 from monitor.inventory.model import Inventory
 from monitor.localservers import MOSQUITTO, VICTORIA_METRICS
+from tests.mqtt_messages import gather_messages
 from tests.servers import free_port, free_udp_port, require
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,21 +81,12 @@ def running(small_inventory: Inventory, tmp_path_factory: pytest.TempPathFactory
 async def collect(port: int, topic: str, until, timeout: float, *, then: list[str] | None = None
                   ) -> list[aiomqtt.Message]:
     """Subscribe, run the command ``then`` (if any), and gather messages until ``until`` says enough."""
-    seen: list[aiomqtt.Message] = []
     async with aiomqtt.Client("127.0.0.1", port) as client:
         await client.subscribe(topic, qos=1)
         if then is not None:
             proc = await asyncio.create_subprocess_exec(*then, cwd=ROOT)
             assert await proc.wait() == 0
-        try:
-            async with asyncio.timeout(timeout):
-                async for message in client.messages:
-                    seen.append(message)
-                    if until(seen):
-                        break
-        except TimeoutError:
-            pass
-    return seen
+        return await gather_messages(client, until, timeout)
 
 
 def test_every_device_has_a_retained_state(running, small_inventory: Inventory) -> None:

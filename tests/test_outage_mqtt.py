@@ -34,6 +34,7 @@ from monitor.state.bus import StateBus
 from monitor.state.engine import Changes
 from monitor.state.model import Condition, ConditionKind
 from monitor.store import Store
+from tests.mqtt_messages import gather_messages
 from tests.servers import Mosquitto, require
 from tests.test_cascade_fixtures import SimClock, cascade_settings, smtp_sink
 from tests.test_cascade_mqtt import DRILL, FIRST, reports
@@ -68,20 +69,6 @@ async def persistent_client(broker: Mosquitto, client_id: str) -> AsyncIterator[
     async with aiomqtt.Client(broker.host, broker.port, identifier=client_id, protocol=aiomqtt.ProtocolVersion.V5,
                               clean_start=False, properties=session_expiry()) as client:
         yield client
-
-
-async def gather_messages(client: aiomqtt.Client, enough: Callable[[list[aiomqtt.Message]], bool],
-                          timeout: float = 15.0) -> list[aiomqtt.Message]:
-    got: list[aiomqtt.Message] = []
-    try:
-        async with asyncio.timeout(timeout):
-            async for message in client.messages:
-                got.append(message)
-                if enough(got):
-                    break
-    except TimeoutError:
-        pass
-    return got
 
 
 async def seconds_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
