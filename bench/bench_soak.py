@@ -13,7 +13,9 @@ warm-up (discovery, table learning, the first TLS round) it reports:
 
 - RSS growth in % from the first measured samples to the last ones (goal < 10 %);
 - task growth: the task count at the end minus at the start of the measured window
-  (goal: no growth — a leak of one task per poll or per alarm shows at once).
+  (goal: no growth — a leak of one task per poll or per alarm shows at once), and the
+  least-squares trend of tasks and RSS per hour over every measured sample: in-flight polls
+  make single task counts swing by thousands when the job is busy, a trend does not.
 
 Prints a summary and writes bench/results/soak.json.
 """
@@ -49,6 +51,14 @@ def sample(job: subprocess.Popen[bytes], reader: StatusReader, began: float) -> 
             "simulation_rss_mb": proc_rss_mb(sim)["rss_mb"] if sim else None,
             "tasks": status.get("tasks"), "polls_per_s": status.get("polls_per_s"), "missed": status.get("missed"),
             "conditions": status.get("conditions")}
+
+
+def per_hour(samples: list[dict[str, Any]], key: str) -> float:
+    """Least-squares slope of ``key`` against time, per hour."""
+    xs, ys = [s["t_s"] for s in samples], [s[key] for s in samples]
+    mx, my = mean(xs), mean(ys)
+    spread = sum((x - mx) ** 2 for x in xs)
+    return 3600 * sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / spread if spread else 0.0
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -90,7 +100,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rss_start_mb": round(rss_start, 1), "rss_end_mb": round(rss_end, 1), "rss_growth_pct": growth,
         "rss_goal_pct": RSS_GOAL_PCT, "rss_ok": growth < RSS_GOAL_PCT,
         "tasks_start": tasks_start, "tasks_end": tasks_end, "tasks_growth": tasks_end - tasks_start,
-        "tasks_max": max(s["tasks"] for s in measured),
+        "tasks_max": max(s["tasks"] for s in measured), "tasks_min": min(s["tasks"] for s in measured),
+        "tasks_trend_per_hour": round(per_hour(measured, "tasks"), 1),
+        "rss_trend_mb_per_hour": round(per_hour(measured, "rss_mb"), 2),
         "missed_cycles_in_window": (measured[-1]["missed"] or 0) - (measured[0]["missed"] or 0),
         "polls_per_second_mean": round(mean(s["polls_per_s"] for s in measured if s["polls_per_s"] is not None), 1),
         "loadavg_end": loadavg(), "samples": samples,
@@ -118,7 +130,9 @@ def main() -> int:
     print(f"RSS {result['rss_start_mb']} → {result['rss_end_mb']} MB: {result['rss_growth_pct']:+.2f} % "
           f"(goal < {RSS_GOAL_PCT:g} %) {'ok' if result['rss_ok'] else 'TOO MUCH'}")
     print(f"asyncio tasks {result['tasks_start']} → {result['tasks_end']} (growth {result['tasks_growth']:+d}, "
-          f"max {result['tasks_max']}); missed cycles in the window: {result['missed_cycles_in_window']}; "
+          f"{result['tasks_min']}…{result['tasks_max']}, trend {result['tasks_trend_per_hour']:+.0f}/h; "
+          f"RSS trend {result['rss_trend_mb_per_hour']:+.1f} MB/h); "
+          f"missed cycles in the window: {result['missed_cycles_in_window']}; "
           f"polls/s {result['polls_per_second_mean']}; {result['simulated_hours']} simulated hours")
     print(f"written: {args.output}")
     return 0
