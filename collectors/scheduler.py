@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable, Generic, Hashable, Iterable, TypeVar
 
 from monitor.logs import fields
+from monitor.waiting import wait_event
 
 log = logging.getLogger("collectors.scheduler")
 
@@ -150,10 +151,7 @@ class PollScheduler(Generic[T]):
             delay = self._heap[0][0] - self._clock() if self._heap else 1.0
             self._wake.clear()
             if delay > 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), min(delay, 1.0))
-                except asyncio.TimeoutError:
-                    pass
+                await wait_event(self._wake, min(delay, 1.0))
 
     def _dispatch(self, entry: _Entry[T], due: float, now: float) -> None:
         # The regular schedule goes on whatever this poll does; a failure supersedes it.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from monitor.waiting import wait_event
 
 
 class DrillAborted(Exception):
@@ -49,10 +50,7 @@ class DrillClock:
             self._interrupt.clear()
             self._wait = (time.monotonic(), target)
             real = 0.0 if math.isinf(self.speed) else (target - self._now) / self.speed
-            try:
-                await asyncio.wait_for(self._interrupt.wait(), real)
-            except TimeoutError:
-                pass
+            await wait_event(self._interrupt, real)
             self._now, self._wait = self(), None
 
     def pause(self) -> None:

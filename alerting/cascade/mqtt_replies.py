@@ -42,6 +42,7 @@ from alerting.cascade.tracker import ConfirmOutcome
 from monitor.logs import fields as log_fields
 from monitor.mqtt_session import RECONNECT_BACKOFF_MAX, persistent_session
 from monitor.mqtt_tls import watch_refusals
+from monitor.waiting import wait_event
 
 if TYPE_CHECKING:  # the sender builds this channel: no import cycle at run time
     from alerting.cascade.sender import MailComposer
@@ -99,9 +100,7 @@ class MqttChannel:
     async def start(self, wait: float = 10.0) -> None:
         """Connect and subscribe; waits up to ``wait`` seconds for the first connection."""
         self._task = asyncio.create_task(self._run(), name="cascade-mqtt")
-        try:
-            await asyncio.wait_for(self.connected.wait(), wait)
-        except asyncio.TimeoutError:
+        if not await wait_event(self.connected, wait):
             log.warning("cascade mqtt not connected yet", extra=log_fields(broker=f"{self.host}:{self.port}"))
 
     async def stop(self) -> None:

@@ -26,7 +26,6 @@ the rows wait in the table for whoever holds the lease.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from alerting.notify.receivers import Receiver, RejectedError
 from alerting.notify.compose import mark_drill
 from monitor.logs import fields
 from monitor.store import Store
+from monitor.waiting import wait_event
 
 log = logging.getLogger("alerting.notify.outbox")
 
@@ -204,8 +204,7 @@ class DurableOutbox:
         for row in rows:
             due_in = row.next_attempt - self._clock()
             if due_in > 0 or not self._may_deliver():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), min(due_in, self.tick) if due_in > 0 else self.tick)
+                await wait_event(wake, min(due_in, self.tick) if due_in > 0 else self.tick)
                 return
             if not await self._attempt(name, row) or self._stopping:
                 return

@@ -44,6 +44,7 @@ from collectors.outputs.worker import finish_or_cancel
 from monitor.envelope import Event, EventType, Sample, encode
 from monitor.logs import fields as log_fields
 from monitor.mqtt_tls import watch_refusals
+from monitor.waiting import wait_event
 
 log = logging.getLogger("collectors.outputs.mqtt")
 
@@ -293,10 +294,7 @@ class MqttPublisher:
                     await asyncio.sleep(0.002)
                     continue
                 self._wake.clear()
-                try:  # wake up now and then to notice a connection lost while idle
-                    await asyncio.wait_for(self._wake.wait(), 1.0)
-                except asyncio.TimeoutError:
-                    pass
+                await wait_event(self._wake, 1.0)  # wake up now and then to notice a connection lost while idle
                 continue
             for _ in range(min(_BURST, self.max_inflight - len(inflight), len(self._queue))):
                 item = self._queue.popleft()

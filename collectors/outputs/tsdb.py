@@ -39,6 +39,7 @@ from monitor.envelope import Sample
 from monitor.logs import fields as log_fields
 
 from .spool import Spool
+from monitor.waiting import wait_event
 
 log = logging.getLogger("collectors.outputs.tsdb")
 
@@ -351,10 +352,7 @@ class TsdbWriter:
         if len(self.spool):
             timeout = min(timeout, max(0.0, self._retry_at - now))
         if timeout > 0:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._wake, timeout)
         self._wake.clear()
 
     def _take(self, n: int) -> tuple[bytes, int]:
