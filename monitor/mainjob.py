@@ -215,14 +215,14 @@ class MainJob:
 
     async def run_until_signal(self) -> None:
         """Start, run until SIGINT or SIGTERM, stop (the ``jukimon run`` and ``jukimon monitor run`` commands)."""
-        from simnet.service import wait_for_signal
+        from simnet.service import start_then_wait_for_signal
 
-        await self.start()
+        started = False
         try:
-            await wait_for_signal()
+            started = await start_then_wait_for_signal(self.start)
         finally:
-            log.info("stopping")
-            await self.stop()
+            log.info("stopping" if started else "stopped during start-up")
+            await self.stop()  # idempotent: after a start that undid itself there is nothing left to stop
 
     async def stop(self) -> None:
         while self._stoppers:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import logging
 import time
 from dataclasses import dataclass
+from typing import Awaitable, Callable
 
 from monitor.inventory.model import Inventory, Role
 from simnet.audit_sender import AuditSender
@@ -14,6 +16,8 @@ from simnet.chatter import Chatter, ChatterConfig
 from simnet.control import DEFAULT_CONTROL, ControlServer
 from simnet.fw_logs import FirewallLogSource
 from simnet.network import SimNetwork, SimnetConfig
+
+log = logging.getLogger("simnet.service")
 
 
 def default_ports() -> tuple[int, int]:
@@ -115,6 +119,36 @@ async def wait_for_signal() -> None:
     try:
         await stop.wait()
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def start_then_wait_for_signal(start: Callable[[], Awaitable[None]]) -> bool:
+    """``start()``, then wait for SIGINT or SIGTERM; True when it had started.
+
+    The handlers are in place from the beginning: a signal during a long start-up (a full-scale
+    job on a busy machine takes half a minute) cancels ``start()`` — which must undo what it did
+    when cancelled — and returns False. Before, Ctrl-C in that half minute left a job that hung.
+    """
+    signalled = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, signalled.set)
+    starting = asyncio.ensure_future(start())
+    waiting = asyncio.ensure_future(signalled.wait())
+    try:
+        await asyncio.wait({starting, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            log.info("signal during start-up: undoing the start")
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            return False
+        starting.result()  # a failed start raises here
+        await waiting
+        return True
+    finally:
+        for task in (starting, waiting):
+            task.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 

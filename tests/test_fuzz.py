@@ -90,7 +90,7 @@ async def test_trap_listener_survives_authenticated_hostile_traps_and_counts_eac
                     await asyncio.sleep(0.01)  # let the loop read: the receive buffer is finite
             s.sendto(valid, (host, port))
         await _until(lambda: sum(listener.stats.values()) == len(hostile) + 1)
-        assert listener.transport is not None and not listener.transport.is_closing()
+        assert listener._socket is not None and listener._socket.socket.fileno() >= 0
         assert events and events[-1].body["trap"] == "linkDown"
     finally:
         await listener.stop()
